@@ -1,0 +1,1 @@
+"""Everything that is not UI: data, models, training, evaluation, run directories. Never imports streamlit."""

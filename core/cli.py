@@ -1,0 +1,237 @@
+"""`python -m core train|evaluate|predict`: the tutorial from the command line.
+
+The dashboard launches exactly this command for its runs, so the two never drift apart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from core.data import CIFAR10_CLASSES, DataConfig, DataError, load_dataset, normalizer
+from core.evaluate import evaluate, tutorial_lines
+from core.images import ImageError, load_for_model
+from core.models import MODELS, CheckpointError, load_state_dict, model_from_state_dict
+from core.runs import Run, new_run_id
+from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="The PyTorch CIFAR-10 tutorial, fast.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run directory")
+    t.add_argument("--preset", choices=sorted(PRESETS), default="tutorial")
+    t.add_argument("--model")
+    t.add_argument("--width", type=int)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--momentum", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--log-interval", type=int)
+    t.add_argument("--threads", type=int)
+    t.add_argument("--data-dir", help="data directory (default: $CIFAR_DATA, else ./data)")
+    t.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
+    where = t.add_mutually_exclusive_group()
+    where.add_argument("--run-dir", help="new run directory (default: runs/<timestamp>)")
+    where.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it left off")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+    e = sub.add_parser("evaluate", help="overall and per-class test accuracy of a run or model.pth")
+    e.add_argument("target", help="a run directory or a .pth file")
+    e.add_argument("--data-dir")
+    e.add_argument("--no-download", action="store_true")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = sub.add_parser("predict", help="top classes for image files")
+    p.add_argument("model", help="a model.pth (or a run directory)")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=3)
+    return parser
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT ask the loop to stop between steps; a second SIGINT still interrupts."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+class _Printer:
+    """Prints the tutorial's lines (and keeps them in train.log); a progress bar on a terminal."""
+
+    def __init__(self, run: Run, progress: bool):
+        self.run, self.bar, self.progress = run, None, progress
+
+    def line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+        self.run.log(text)
+
+    def __call__(self, event: dict) -> None:
+        self.run.append_event(event)
+        kind = event["type"]
+        if kind == "status" and event["status"] == "running" and self.progress:
+            from tqdm import tqdm
+
+            total = event["epochs"] * event["steps_per_epoch"]
+            self.bar = tqdm(total=total, initial=event["epoch"] * event["steps_per_epoch"] + event["step"],
+                            unit="batch", dynamic_ncols=True, file=sys.stderr)
+        elif kind == "step" and self.bar is not None:
+            self.bar.update(event["global_step"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{event['loss']:.3f}", img_s=f"{event['images_per_s']:.0f}")
+        elif kind == "log":
+            self.line(f"[{event['epoch']}, {event['step']:5d}] loss: {event['loss']:.3f}")
+        elif kind == "epoch":
+            self.line(f"Epoch {event['epoch']}: test accuracy {100 * event['test_accuracy']:.2f} %")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_train(args) -> int:
+    if args.resume:
+        run = Run(args.resume)
+        stored = run.config()
+        config = with_overrides(TrainConfig.from_dict(stored["train"]), epochs=args.epochs, device=args.device)
+        data_config = DataConfig(**stored["data"])
+        checkpoint = run.load_checkpoint()
+    else:
+        config = with_overrides(PRESETS[args.preset], model=args.model, width=args.width, epochs=args.epochs,
+                                batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
+                                device=args.device, seed=args.seed, log_interval=args.log_interval,
+                                threads=args.threads)
+        data_config = DataConfig(data_dir=args.data_dir, download=not args.no_download)
+        run, checkpoint = Run(args.run_dir or Path("runs") / new_run_id()), None
+    device = choose_device(config.device)
+    dataset = load_dataset(data_config)
+    if checkpoint is None:
+        data_config = DataConfig(**{**asdict(data_config), "data_dir": str(dataset.root.resolve())})
+        run.create({"train": config.to_dict(), "data": asdict(data_config), "preset": args.preset,
+                    "classes": list(dataset.classes), "source": dataset.description, "device": device_name(device),
+                    "command": sys.argv, "created": time.time()})
+    elif checkpoint["epoch"] >= config.epochs:
+        raise ConfigError({"epochs": f"the run already finished {checkpoint['epoch']} epochs; "
+                                     "pass a larger --epochs to train further"})
+    printer = _Printer(run, progress=sys.stderr.isatty() and not args.no_progress)
+    printer.line(f"Training on {device_name(device)} with {dataset.description} -> {run.path}")
+    try:
+        result = train(config, dataset, device, data_config=data_config, on_event=printer,
+                       should_stop=_StopFlag(), save_checkpoint=run.save_checkpoint, resume=checkpoint)
+        printer.close()
+        if result.status == "stopped":
+            printer.line(f"Stopped; resume with: python -m core train --resume {run.path}")
+            printer({"type": "status", "status": "stopped", "epoch": result.epochs_done})
+            return 0
+        printer.line("Finished Training")
+        test = dataset.test.to(device)
+        metrics = evaluate(result.model, test, normalizer(data_config, device))
+        run.write_metrics({**metrics.to_dict(dataset.classes), "train_seconds": result.train_seconds,
+                           "epochs": config.epochs})
+        for line in tutorial_lines(metrics, dataset.classes):
+            printer.line(line)
+        printer({"type": "status", "status": "done", "test_accuracy": metrics.accuracy,
+                 "train_seconds": result.train_seconds})
+        return 0
+    except BaseException as exc:
+        printer.close()
+        status = "diverged" if isinstance(exc, Diverged) else "failed"
+        printer({"type": "status", "status": status, "message": str(exc) or type(exc).__name__})
+        run.log(traceback.format_exc())
+        raise
+    finally:
+        run.close()
+
+
+def _load_model(target: str, num_classes: int | None = None):
+    """(model, classes) from a run directory or a .pth file."""
+    path = Path(target)
+    classes, name = None, None
+    if path.is_dir():
+        config = Run(path).config()
+        classes, name, path = config.get("classes"), config["train"]["model"], path / "model.pth"
+    elif (path.parent / "config.json").is_file():  # a model.pth inside a run directory
+        config = json.loads((path.parent / "config.json").read_text())
+        classes, name = config.get("classes"), config.get("train", {}).get("model")
+    state = load_state_dict(path)
+    model, name = model_from_state_dict(state, name=name, num_classes=num_classes)
+    if classes is None:
+        n = MODELS[name].infer(state)[1]
+        classes = list(CIFAR10_CLASSES) if n == len(CIFAR10_CLASSES) else [f"class {i}" for i in range(n)]
+    return model, classes
+
+
+def cmd_evaluate(args) -> int:
+    device = choose_device(args.device)
+    dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=not args.no_download))
+    model, _ = _load_model(args.target, num_classes=len(dataset.classes))
+    metrics = evaluate(model.to(device), dataset.test.to(device), normalizer(DataConfig(), device))
+    if args.json:
+        print(json.dumps(metrics.to_dict(dataset.classes), indent=2))
+    else:
+        print("\n".join(tutorial_lines(metrics, dataset.classes)))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    model, classes = _load_model(args.model)
+    model.eval()
+    normalize = normalizer(DataConfig(), "cpu")
+    failed = 0
+    for name in args.images:
+        try:
+            images = load_for_model(Path(name)).unsqueeze(0)
+        except ImageError as exc:
+            print(f"{name}: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        with torch.inference_mode():
+            probabilities = torch.softmax(model(normalize(images)), 1)[0]
+        top = probabilities.topk(min(args.top, len(classes)))
+        shown = ", ".join(f"{classes[i]} {100 * p:.1f} %" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        print(f"{name}: {shown}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
+    try:
+        return command(args)
+    except (DataError, ConfigError, CheckpointError, Diverged, FileNotFoundError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line here, the traceback is in the run's train.log
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,255 @@
+"""The data pipeline: find a source, decode it once into uint8 tensors, cache, batch on the device.
+
+Sources (detected from what is in the data directory or one folder below it):
+  * torchvision's CIFAR-10 (`cifar-10-batches-py/`), downloaded when nothing is found;
+  * any class-per-folder tree `train/<class>/*` + `test/<class>/*` (class names from the folders).
+
+Per-sample PIL transforms are what make the tutorial slow, so images are decoded once into
+`[N,3,32,32]` uint8 and every later step (normalise, augment) runs batched on the device.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.images import ImageError, load_for_model
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm"}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# The tutorial prints its own short names; used only for its printed lines.
+TUTORIAL_NAMES = {"airplane": "plane", "automobile": "car"}
+TORCHVISION_FOLDER = "cifar-10-batches-py"
+CACHE_VERSION = 1
+
+
+class DataError(RuntimeError):
+    """No usable data; the message names what was tried and how to fix it (shown as is in the UI)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data_dir: str | None = None  # None: $CIFAR_DATA, else ./data
+    download: bool = True  # fetch torchvision's CIFAR-10 when no data is found
+    cache_dir: str | None = None  # None: <data_dir>/.cache, else ~/.cache/cifar-dashboard
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the tutorial's Normalize
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # [N,3,32,32] uint8
+    labels: torch.Tensor  # [N] int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return torch.bincount(self.labels.cpu(), minlength=num_classes).tolist()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+    kind: str  # "torchvision" | "folder"
+    root: Path
+    from_cache: bool = field(default=False, compare=False)
+
+    @property
+    def description(self) -> str:
+        what = "torchvision CIFAR-10" if self.kind == "torchvision" else "image folders"
+        return f"{what} at {self.root}"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Explicit argument, else $CIFAR_DATA, else ./data."""
+    return Path(data_dir or os.environ.get("CIFAR_DATA") or "data").expanduser()
+
+
+def _is_folder_tree(path: Path) -> bool:
+    return all((path / split).is_dir() and any(p.is_dir() for p in (path / split).iterdir())
+               for split in ("train", "test"))
+
+
+def find_source(root: Path) -> tuple[str, Path] | None:
+    """(kind, path) of the data in `root` or one folder below it, or None."""
+    if not root.is_dir():
+        return None
+    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for path in candidates:
+        if (path / TORCHVISION_FOLDER / "data_batch_1").is_file():
+            return "torchvision", path
+        if _is_folder_tree(path):
+            return "folder", path
+    return None
+
+
+def accepted_layouts(root: Path) -> str:
+    return (f"Accepted layouts: torchvision's CIFAR-10 ({root}/{TORCHVISION_FOLDER}/), or an image tree "
+            f"{root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg (JPEG, PNG, ...; one folder per class). "
+            "Point at your data with --data-dir DIR or the CIFAR_DATA environment variable.")
+
+
+def load_dataset(config: DataConfig = DataConfig()) -> Dataset:
+    """Find, decode (once; cached on disk) and return the dataset as uint8 tensors on the CPU."""
+    root = resolve_data_dir(config.data_dir)
+    found = find_source(root)
+    if found is None:
+        if not config.download:
+            raise DataError(f"No data found in {root.resolve()} (looked there and one folder below). "
+                            + accepted_layouts(root))
+        download_cifar10(root)
+        found = ("torchvision", root)
+    kind, path = found
+    cache_file = _cache_dir(config, root) / f"{kind}-{_fingerprint(kind, path)}.pt"
+    if cache_file.is_file():
+        try:
+            blob = torch.load(cache_file, weights_only=True)
+            return _from_blob(blob, kind, path, from_cache=True)
+        except Exception:  # a stale or damaged cache is rebuilt, never trusted
+            cache_file.unlink(missing_ok=True)
+    dataset = _load_torchvision(path) if kind == "torchvision" else _load_folder(path)
+    _write_cache(cache_file, dataset)
+    return dataset
+
+
+def download_cifar10(root: Path) -> None:
+    """torchvision's download into `root`; offline failures become a DataError that says what to do."""
+    import torchvision
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for train in (True, False):
+            torchvision.datasets.CIFAR10(root=str(root), train=train, download=True)
+    except Exception as exc:  # URLError, HTTPError, OSError, RuntimeError (bad checksum) ...
+        raise DataError(f"No data found in {root.resolve()} (looked there and one folder below), and "
+                        f"downloading CIFAR-10 there failed: {exc}. " + accepted_layouts(root)) from None
+
+
+def _load_torchvision(path: Path) -> Dataset:
+    import torchvision
+
+    splits = []
+    for train in (True, False):
+        ds = torchvision.datasets.CIFAR10(root=str(path), train=train, download=False)
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW
+        splits.append(Split(images, torch.tensor(ds.targets, dtype=torch.int64)))
+    return Dataset(splits[0], splits[1], tuple(ds.classes), "torchvision", path)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def _decode(path: Path) -> torch.Tensor:
+    try:
+        return load_for_model(path)
+    except ImageError as exc:
+        raise DataError(f"{exc} Remove or replace that file and load again.") from None
+
+
+def _load_folder(path: Path) -> Dataset:
+    classes = tuple(sorted(p.name for p in (path / "train").iterdir() if p.is_dir() and not p.name.startswith(".")))
+    splits = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
+        for split in ("train", "test"):
+            files, labels = [], []
+            for label, name in enumerate(classes):
+                folder = path / split / name
+                found = _image_files(folder) if folder.is_dir() else []
+                if split == "train" and not found:
+                    raise DataError(f"Class folder {folder} holds no images; add some or remove the folder.")
+                files += found
+                labels += [label] * len(found)
+            extra = {p.name for p in (path / split).iterdir() if p.is_dir()} - set(classes)
+            if extra:
+                raise DataError(f"{path / split} has class folders missing from train/: {sorted(extra)}; "
+                                "every class needs training images.")
+            if not files:
+                raise DataError(f"{path / split} holds no images. " + accepted_layouts(path))
+            images = torch.stack(list(pool.map(_decode, files, chunksize=256)))
+            splits.append(Split(images, torch.tensor(labels, dtype=torch.int64)))
+    return Dataset(splits[0], splits[1], classes, "folder", path)
+
+
+def _fingerprint(kind: str, path: Path) -> str:
+    """Changes whenever a file of the source is added, removed, resized or touched."""
+    h = hashlib.sha1(f"v{CACHE_VERSION}:{kind}:{path.resolve()}".encode())
+    top = path / TORCHVISION_FOLDER if kind == "torchvision" else path
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_dir(config: DataConfig, root: Path) -> Path:
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    local = root / ".cache"
+    if os.access(root, os.W_OK) or os.access(local, os.W_OK):
+        return local
+    return Path.home() / ".cache" / "cifar-dashboard"
+
+
+def _write_cache(cache_file: Path, dataset: Dataset) -> None:
+    blob = {"train_images": dataset.train.images, "train_labels": dataset.train.labels,
+            "test_images": dataset.test.images, "test_labels": dataset.test.labels,
+            "classes": list(dataset.classes)}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+        torch.save(blob, tmp)
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only place only costs the next load its decode time
+
+
+def _from_blob(blob: dict, kind: str, path: Path, from_cache: bool) -> Dataset:
+    return Dataset(Split(blob["train_images"], blob["train_labels"]), Split(blob["test_images"], blob["test_labels"]),
+                   tuple(blob["classes"]), kind, path, from_cache=from_cache)
+
+
+# ---- on the training device -------------------------------------------------------------
+
+def normalizer(config: DataConfig, device: torch.device | str):
+    """uint8 [B,3,H,W] -> float, equal to ToTensor() followed by Normalize(mean, std)."""
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        return images.float().div(255).sub(mean).div(std)
+
+    return normalize
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of index batches (last one may be short, as DataLoader(drop_last=False))."""
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with `pad` zero pixels of padding and random horizontal flip, batched, on uint8."""
+    b, c, h, w = images.shape
+    device = images.device
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=generator.device).to(device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=generator.device).to(device)
+    rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :]
+    batch = torch.arange(b, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
+    cropped = padded[batch, channel, rows, cols]
+    flip = torch.rand(b, generator=generator, device=generator.device).to(device) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(3), cropped)

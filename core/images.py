@@ -1,0 +1,81 @@
+"""Turning any picture into the 32x32 RGB uint8 tensor the network sees.
+
+One function serves the dataset loader (trees of other sizes), the CLI's `predict` and the
+dashboard's uploads, so what is classified is always prepared the same way.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = 32
+# Larger than any photo a phone takes (~50 MP) but far below what a decompression bomb
+# asks for; PIL raises DecompressionBombError past twice this.
+MAX_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageError(ValueError):
+    """A file that cannot be turned into an image; the message says why and what to do."""
+
+
+def open_image(source: str | Path | bytes) -> Image.Image:
+    """Open and fully decode an image file (path or bytes), raising ImageError when it is not one."""
+    name = "the upload" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name} is empty (0 bytes); choose an image file such as a JPEG or PNG.")
+        source = io.BytesIO(source)
+    try:
+        image = Image.open(source)
+        image.load()  # decode now so truncated files fail here, not later
+    except FileNotFoundError:
+        raise ImageError(f"{name} does not exist.") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name} is too large to decode safely (over {MAX_PIXELS:,} pixels); "
+                         "scale it down first.") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image PIL can read; use JPEG, PNG, WebP, BMP or GIF.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name} could not be decoded ({exc}); it may be truncated or corrupt.") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB view of any mode: palette, grayscale, 16-bit, CMYK, alpha (composited on white)."""
+    image = ImageOps.exif_transpose(image) if hasattr(image, "getexif") else image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: scale to 8 bits instead of clipping everything to white
+        pixels = np.asarray(image, dtype=np.float64)
+        peak = float(pixels.max()) or 1.0
+        image = Image.fromarray(np.round(pixels / peak * 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_32(image: Image.Image) -> Image.Image:
+    """Centre-crop to a square and resize to 32x32; CIFAR-sized images pass through untouched."""
+    image = to_rgb(image)
+    if image.size == (SIZE, SIZE):
+        return image
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    return square.resize((SIZE, SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def to_uint8_tensor(image: Image.Image) -> torch.Tensor:
+    """[3,32,32] uint8, channels first, as the dataset tensors are stored."""
+    return torch.from_numpy(np.asarray(to_32(image), dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def load_for_model(source: str | Path | bytes) -> torch.Tensor:
+    """Path or bytes -> [3,32,32] uint8 tensor; raises ImageError with a readable reason."""
+    return to_uint8_tensor(open_image(source))

@@ -1,0 +1,266 @@
+"""The training loop: one config, one device, progress out through a callback.
+
+The step reads like the tutorial's; everything that differs (data resident on the device,
+batched normalisation, fewer host syncs) happens around it, never inside it as a branch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from core.data import DataConfig, Dataset, augment, normalizer
+from core.evaluate import evaluate
+from core.models import MODELS, build_model
+
+SCHEDULES = ("constant", "cosine", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+ONECYCLE_WARMUP = 0.2  # fraction of all steps spent rising to the peak lr
+
+
+class ConfigError(ValueError):
+    """Invalid training settings; `problems` maps each field to what is wrong with it."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "net"
+    width: int = 6  # the tutorial's exercise: conv1's outputs = conv2's inputs
+    epochs: int = 2
+    batch_size: int = 4
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    augment: bool = False  # random crop (4-pixel padding) + horizontal flip, on the device
+    device: str = "auto"
+    seed: int = 0
+    log_interval: int = 2000  # mini-batches per printed running loss, as the tutorial
+    threads: int = 0  # CPU threads; 0 lets torch decide
+
+    def __post_init__(self):
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
+
+    def problems(self) -> dict[str, str]:
+        p = {}
+        for f in fields(self):  # the types are part of the contract: "2" is not 2
+            value, kind = getattr(self, f.name), {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, kind):
+                p[f.name] = f"must be {f.type}, got {value!r}"
+        if p:
+            return p
+        checks = [
+            ("model", self.model in MODELS, f"unknown model; choose one of {sorted(MODELS)}"),
+            ("width", 1 <= self.width <= 512, "must be between 1 and 512"),
+            ("epochs", 1 <= self.epochs <= 1000, "must be between 1 and 1000"),
+            ("batch_size", 1 <= self.batch_size <= 65536, "must be between 1 and 65536"),
+            ("lr", math.isfinite(self.lr) and 0 < self.lr <= 10, "must be above 0 and at most 10"),
+            ("momentum", math.isfinite(self.momentum) and 0 <= self.momentum < 1, "must be in [0, 1)"),
+            ("weight_decay", math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1, "must be in [0, 1]"),
+            ("schedule", self.schedule in SCHEDULES, f"choose one of {list(SCHEDULES)}"),
+            ("device", self.device in DEVICES or self.device.startswith("cuda:"), f"choose one of {list(DEVICES)}"),
+            ("seed", 0 <= self.seed < 2**63, "must be a non-negative integer"),
+            ("log_interval", 1 <= self.log_interval <= 10**9, "must be at least 1"),
+            ("threads", 0 <= self.threads <= 1024, "must be between 0 (automatic) and 1024"),
+        ]
+        return {name: message for name, ok, message in checks if not ok}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError({k: "unknown setting" for k in unknown})
+        return cls(**values)
+
+
+# The tutorial, exactly: batch 4, SGD(lr=0.001, momentum=0.9), 2 epochs, loss every 2000 batches.
+PRESETS: dict[str, TrainConfig] = {
+    "tutorial": TrainConfig(),
+}
+PRESET_DESCRIPTIONS = {
+    "tutorial": "The tutorial exactly: Net, batch 4, SGD lr 0.001 momentum 0.9, 2 epochs (~53 %).",
+}
+
+
+def choose_device(requested: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu; an explicit choice wins but must exist."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError({"device": "CUDA was requested but no CUDA GPU is visible; use auto or cpu"})
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError({"device": "MPS was requested but is not available here; use auto or cpu"})
+    return torch.device(requested)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return {"mps": "Apple GPU (MPS)", "cpu": "CPU"}.get(device.type, str(device))
+
+
+def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate for global step `step` (0-based) of `total_steps`."""
+    t = step / max(total_steps, 1)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * t))
+    if config.schedule == "onecycle":
+        rise = t / ONECYCLE_WARMUP if t < ONECYCLE_WARMUP else (1 - t) / (1 - ONECYCLE_WARMUP)
+        return config.lr * max(rise, 0.0)
+    return config.lr
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    status: str  # "done" | "stopped"
+    epochs_done: int
+    train_seconds: float
+
+
+Event = dict
+Callback = Callable[[Event], None]
+
+
+def _event_every(steps_per_epoch: int, log_interval: int) -> int:
+    """Curve points: about 100 per epoch, never fewer than the printed log lines give."""
+    return max(1, min(log_interval, steps_per_epoch // 100))
+
+
+def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
+          data_config: DataConfig = DataConfig(),
+          on_event: Callback = lambda event: None,
+          should_stop: Callable[[], bool] = lambda: False,
+          save_checkpoint: Callable[[dict], None] = lambda checkpoint: None,
+          resume: dict | None = None) -> TrainResult:
+    """Train `config` on `dataset` on `device`, reporting through `on_event`.
+
+    Checkpoints (plain tensors and numbers, loadable with weights_only=True) are handed to
+    `save_checkpoint` after every epoch and when a stop is honoured; `resume` takes one back
+    and continues exactly where it left off.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.width, len(dataset.classes)).to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    normalize = normalizer(data_config, device)
+    train_set, test_set = dataset.train.to(device), dataset.test.to(device)
+    shuffle_gen = torch.Generator().manual_seed(config.seed)
+    augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+
+    n = len(train_set)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    event_every = _event_every(steps_per_epoch, config.log_interval)
+    start_epoch, start_step, running_loss, train_seconds = 0, 0, 0.0, 0.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        start_epoch, start_step = resume["epoch"], resume["step"]
+        running_loss, train_seconds = resume["running_loss"], resume["train_seconds"]
+        shuffle_gen.set_state(resume["shuffle_state"])
+        augment_gen.set_state(resume["augment_state"])
+        torch.set_rng_state(resume["torch_rng"])
+
+    def checkpoint(epoch: int, step: int, epoch_shuffle_state: torch.Tensor) -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
+                "running_loss": running_loss, "train_seconds": train_seconds,
+                "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
+
+    on_event({"type": "status", "status": "running", "device": device_name(device), "epoch": start_epoch,
+              "step": start_step, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs,
+              "train_size": n, "test_size": len(test_set), "resumed": resume is not None,
+              "parameters": sum(p.numel() for p in model.parameters())})
+    for epoch in range(start_epoch, config.epochs):
+        epoch_shuffle_state = shuffle_gen.get_state()  # on resume: the state the epoch began with
+        batches = torch.randperm(n, generator=shuffle_gen).to(device).split(config.batch_size)
+        first = start_step if epoch == start_epoch else 0
+        if first == 0:
+            running_loss = 0.0
+        window_loss = torch.zeros((), device=device)
+        window_start, window_steps = time.perf_counter(), 0
+        stopped = False
+        model.train()
+        for i in range(first, steps_per_epoch):
+            if should_stop():
+                stopped = True
+                break
+            idx = batches[i]
+            images = augment(train_set.images[idx], augment_gen) if config.augment else train_set.images[idx]
+            inputs, labels = normalize(images), train_set.labels[idx]
+            optimizer.param_groups[0]["lr"] = lr_at(config, epoch * steps_per_epoch + i, total_steps)
+
+            optimizer.zero_grad()
+            logits = model(inputs)
+            loss = criterion(logits, labels)
+            loss.backward()
+            optimizer.step()
+
+            window_loss += loss.detach()  # summed on the device; read back only when reported
+            window_steps += 1
+            at_log = (i + 1) % config.log_interval == 0
+            if at_log or (i + 1) % event_every == 0 or i + 1 == steps_per_epoch:
+                window_sum = window_loss.item()
+                if not math.isfinite(window_sum):
+                    raise Diverged(f"the loss became {window_sum} at epoch {epoch + 1}, step {i + 1}; "
+                                   "lower the learning rate or use a schedule with warm-up")
+                now = time.perf_counter()
+                train_seconds += now - window_start
+                running_loss += window_sum
+                on_event({"type": "step", "epoch": epoch + 1, "step": i + 1,
+                          "global_step": epoch * steps_per_epoch + i + 1,
+                          "images_seen": (epoch * steps_per_epoch + i + 1) * config.batch_size,
+                          "loss": window_sum / window_steps, "lr": optimizer.param_groups[0]["lr"],
+                          "images_per_s": window_steps * config.batch_size / max(now - window_start, 1e-9),
+                          "train_seconds": train_seconds})
+                if at_log:
+                    on_event({"type": "log", "epoch": epoch + 1, "step": i + 1,
+                              "loss": running_loss / config.log_interval})
+                    running_loss = 0.0
+                window_loss.zero_()
+                window_start, window_steps = time.perf_counter(), 0
+        if stopped:  # keep the partial window so a resumed run prints the same running loss
+            running_loss += window_loss.item()
+            train_seconds += time.perf_counter() - window_start
+            save_checkpoint(checkpoint(epoch, i, epoch_shuffle_state))
+            return TrainResult(model, "stopped", epoch, train_seconds)
+        result = evaluate(model, test_set, normalize)
+        on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": result.accuracy,
+                  "train_seconds": train_seconds})
+        save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
+    return TrainResult(model, "done", config.epochs, train_seconds)
+
+
+def presets_table() -> list[dict]:
+    return [{"preset": name, "description": PRESET_DESCRIPTIONS[name], **cfg.to_dict()} for name, cfg in PRESETS.items()]
+
+
+def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
+    """`config` with the given non-None fields replaced (validated like any config)."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

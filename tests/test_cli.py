@@ -1,0 +1,167 @@
+"""The CLI end to end, as a user types it, on a tiny generated tree."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT
+from core.models import Net
+from core.runs import Run
+
+FAST = ["--epochs", "2", "--lr", "0.01", "--log-interval", "3", "--no-download"]
+
+
+def cli(*args, cwd=None, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=cwd or ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+@pytest.fixture
+def trained(tiny_tree, tmp_path):
+    run_dir = tmp_path / "runs" / "first"
+    out = cli("train", "--data-dir", tiny_tree, "--run-dir", run_dir, *FAST)
+    assert out.returncode == 0, out.stderr
+    return run_dir, out
+
+
+def test_train_prints_the_tutorials_lines_and_writes_the_run_directory(trained, tiny_tree):
+    run_dir, out = trained
+    lines = out.stdout.splitlines()
+    assert "[1,     3] loss: " in out.stdout and "[2,     9] loss: " in out.stdout
+    assert "Finished Training" in lines
+    assert any(l.startswith("Accuracy of the network on the 12 test images: ") for l in lines)
+    assert [l.split(" is ")[0] for l in lines if l.startswith("Accuracy for class:")] == \
+           ["Accuracy for class: blue ", "Accuracy for class: green", "Accuracy for class: red  "]
+    run = Run(run_dir)
+    config = run.config()
+    assert config["train"]["batch_size"] == 4 and config["train"]["epochs"] == 2 and config["preset"] == "tutorial"
+    assert config["classes"] == ["blue", "green", "red"] and config["data"]["data_dir"] == str(tiny_tree.resolve())
+    events = run.events()
+    assert events[0]["type"] == "status" and events[0]["status"] == "running"
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "done"
+    assert {e["type"] for e in events} == {"status", "step", "log", "epoch"}
+    assert all("time" in e for e in events)
+    state = torch.load(run.model_file, weights_only=True)
+    assert set(state) == set(Net().state_dict())
+    checkpoint = torch.load(run.checkpoint_file, weights_only=True)
+    assert checkpoint["epoch"] == 2 and "optimizer" in checkpoint
+    metrics = run.metrics()
+    assert metrics["total"] == 12 and len(metrics["confusion"]) == 3 and set(metrics["per_class"]) == {"blue", "green", "red"}
+    assert "Finished Training" in run.log_file.read_text()
+    assert not list(run_dir.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_evaluate_prints_overall_and_per_class(trained, tiny_tree):
+    run_dir, train_out = trained
+    for target in (run_dir, run_dir / "model.pth"):
+        out = cli("evaluate", target, "--data-dir", tiny_tree, "--no-download")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0] == [l for l in train_out.stdout.splitlines()
+                                              if l.startswith("Accuracy of the network")][0]
+        assert out.stdout.count("Accuracy for class:") == 3
+    js = cli("evaluate", run_dir, "--data-dir", tiny_tree, "--no-download", "--json")
+    assert json.loads(js.stdout)["total"] == 12
+
+
+def test_predict_prints_top_3_per_image(trained, tiny_tree, tmp_path):
+    run_dir, _ = trained
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (300, 200), (20, 30, 220)).save(photo)
+    out = cli("predict", run_dir / "model.pth", photo, tiny_tree / "test" / "red" / "0000.png")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{photo}: ")
+    assert lines[0].count("%") == 3 and all(name in lines[0] for name in ("blue", "green", "red"))
+
+
+def test_predict_with_a_bare_tutorial_checkpoint_uses_cifar_names(tmp_path):
+    torch.save(Net().state_dict(), tmp_path / "cifar_net.pth")
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    out = cli("predict", tmp_path / "cifar_net.pth", tmp_path / "x.png")
+    assert out.returncode == 0
+    assert any(c in out.stdout for c in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"
+                                         , "ship", "truck"))
+
+
+def test_predict_bad_image_is_one_clear_line(trained, tmp_path):
+    run_dir, _ = trained
+    (tmp_path / "notes.jpg").write_text("hello")
+    out = cli("predict", run_dir / "model.pth", tmp_path / "notes.jpg")
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "not an image" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_sigterm_stops_with_checkpoint_and_resume_finishes(tiny_tree, tmp_path):
+    run_dir = tmp_path / "runs" / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "core", "train", "--data-dir", str(tiny_tree), "--run-dir",
+                             str(run_dir), "--epochs", "400", "--log-interval", "50", "--no-download"],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(e["type"] == "step" for e in Run(run_dir).events()):
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.1)
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert time.time() - sent < 2.0
+    assert proc.returncode == 0
+    run = Run(run_dir)
+    assert run.status() == "stopped"
+    checkpoint = run.load_checkpoint()
+    assert 0 < checkpoint["epoch"] * 9 + checkpoint["step"] < 400 * 9
+    steps_before = [e for e in run.events() if e["type"] == "step"]
+
+    out = cli("train", "--resume", run_dir, "--epochs", str(checkpoint["epoch"] + 2))
+    assert out.returncode == 0, out.stderr
+    assert run.status() == "done"
+    events = run.events()
+    resumed_steps = [e for e in events if e["type"] == "step"][len(steps_before):]
+    assert resumed_steps and resumed_steps[0]["global_step"] > steps_before[-1]["global_step"]
+    assert [e["epoch"] for e in events if e["type"] == "epoch"][-1] == checkpoint["epoch"] + 2
+    assert run.metrics()["epochs"] == checkpoint["epoch"] + 2
+
+
+def test_resume_of_a_finished_run_says_what_to_do(trained):
+    run_dir, _ = trained
+    out = cli("train", "--resume", run_dir)
+    assert out.returncode == 2 and "already finished 2 epochs" in out.stderr and "--epochs" in out.stderr
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["train", "--epochs", "0"], "epochs: must be between 1 and 1000"),
+    (["train", "--lr", "-1"], "lr: must be above 0"),
+    (["train", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "--device", "tpu"], "device"),
+    (["evaluate", "/nonexistent/model.pth", "--data-dir", "{tree}", "--no-download"], "does not exist"),
+    (["train", "--resume", "/nonexistent/run"], "not a run directory"),
+])
+def test_errors_exit_non_zero_with_one_clear_line(args, fragment, tiny_tree, tmp_path):
+    args = [a.replace("{tree}", str(tiny_tree)) for a in args]
+    out = cli(*args, "--data-dir", tiny_tree, "--no-download") if args[0] == "train" and "--resume" not in args \
+        else cli(*args)
+    assert out.returncode != 0
+    assert fragment in out.stderr and out.stderr.startswith("error: ")
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_error_from_cli(tmp_path):
+    out = cli("train", "--data-dir", tmp_path / "none", "--no-download", "--run-dir", tmp_path / "r")
+    assert out.returncode == 1
+    assert "No data found in" in out.stderr and "--data-dir" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()  # nothing half-made
+
+
+def test_existing_run_dir_is_not_overwritten(trained, tiny_tree):
+    run_dir, _ = trained
+    before = (run_dir / "config.json").read_text()
+    out = cli("train", "--data-dir", tiny_tree, "--run-dir", run_dir, *FAST)
+    assert out.returncode == 1 and "already holds a run" in out.stderr
+    assert (run_dir / "config.json").read_text() == before

@@ -1,0 +1,181 @@
+import pickle
+import time
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+import torchvision.transforms as transforms
+from PIL import Image
+
+from conftest import CLASSES, make_tree
+from core.data import (DataConfig, DataError, augment, find_source, load_dataset, normalizer,
+                       resolve_data_dir)
+
+
+def test_normalisation_equals_totensor_and_normalize_exactly():
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    tutorial = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    expected = torch.stack([tutorial(Image.fromarray(p)) for p in pixels])
+    ours = normalizer(DataConfig(), "cpu")(torch.from_numpy(pixels).permute(0, 3, 1, 2))
+    assert ours.dtype == torch.float32
+    assert torch.equal(ours, expected)  # bit for bit, not approximately
+
+
+def test_normalisation_with_other_statistics_matches_torchvision():
+    mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    tv = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+    expected = torch.stack([tv(Image.fromarray(p)) for p in pixels])
+    ours = normalizer(DataConfig(mean=mean, std=std), "cpu")(torch.from_numpy(pixels).permute(0, 3, 1, 2))
+    assert torch.equal(ours, expected)
+
+
+def test_folder_tree_loads_classes_counts_and_pixels(tiny_tree, tmp_path):
+    ds = load_dataset(DataConfig(data_dir=str(tiny_tree), download=False, cache_dir=str(tmp_path / "c")))
+    assert ds.kind == "folder" and ds.classes == CLASSES
+    assert ds.train.images.shape == (36, 3, 32, 32) and ds.train.images.dtype == torch.uint8
+    assert ds.test.images.shape == (12, 3, 32, 32)
+    assert ds.train.labels.dtype == torch.int64
+    assert ds.train.class_counts(3) == [12, 12, 12] and ds.test.class_counts(3) == [4, 4, 4]
+    # pixels are exactly the PNG's, channels first
+    png = np.asarray(Image.open(tiny_tree / "train" / "green" / "0003.png"))
+    assert torch.equal(ds.train.images[12 + 3], torch.from_numpy(png.copy()).permute(2, 0, 1))
+
+
+def test_tree_one_folder_below_is_found(tmp_path):
+    make_tree(tmp_path / "data" / "cifar10-jpeg", train_per_class=2, test_per_class=1)
+    assert find_source(tmp_path / "data") == ("folder", tmp_path / "data" / "cifar10-jpeg")
+
+
+def test_images_of_other_sizes_are_resized_to_32(tmp_path):
+    root = make_tree(tmp_path / "big", train_per_class=2, test_per_class=1, size=64, suffix=".jpg")
+    ds = load_dataset(DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "c")))
+    assert ds.train.images.shape == (6, 3, 32, 32)
+
+
+def _write_torchvision_copy(root, n_train=10, n_test=5):
+    """Files laid out and pickled exactly like torchvision's cifar-10-batches-py."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
+    arrays = {}
+    for name in names:
+        n = n_test if name == "test_batch" else n_train
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        arrays[name] = (data, labels)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer",
+                                     "dog", "frog", "horse", "ship", "truck"]}, f)
+    return arrays
+
+
+def test_torchvision_source(tmp_path, monkeypatch):
+    arrays = _write_torchvision_copy(tmp_path / "tv")
+    # our small copy cannot match the real files' md5 sums; the layout and decoding are what is tested
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    ds = load_dataset(DataConfig(data_dir=str(tmp_path / "tv"), download=False, cache_dir=str(tmp_path / "c")))
+    assert ds.kind == "torchvision" and ds.classes[0] == "airplane" and len(ds.classes) == 10
+    assert ds.train.images.shape == (50, 3, 32, 32) and ds.test.images.shape == (5, 3, 32, 32)
+    data, labels = arrays["test_batch"]
+    assert torch.equal(ds.test.images, torch.from_numpy(data).view(5, 3, 32, 32))
+    assert ds.test.labels.tolist() == labels
+    # same pixels as torchvision's own dataset + ToTensor
+    tv = torchvision.datasets.CIFAR10(str(tmp_path / "tv"), train=False, transform=transforms.ToTensor())
+    assert torch.equal(normalizer(DataConfig(mean=(0, 0, 0), std=(1, 1, 1)), "cpu")(ds.test.images[:1])[0], tv[0][0])
+
+
+def test_second_load_comes_from_the_cache_and_is_fast(tmp_path):
+    root = make_tree(tmp_path / "t", train_per_class=40, test_per_class=10)
+    config = DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "cache"))
+    first = load_dataset(config)
+    start = time.perf_counter()
+    second = load_dataset(config)
+    assert second.from_cache and not first.from_cache
+    assert time.perf_counter() - start < 1.0
+    assert torch.equal(first.train.images, second.train.images) and second.classes == first.classes
+
+
+def test_cache_is_rebuilt_when_the_tree_changes(tmp_path):
+    root = make_tree(tmp_path / "t", train_per_class=3, test_per_class=1)
+    config = DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "cache"))
+    load_dataset(config)
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(root / "train" / "red" / "extra.png")
+    again = load_dataset(config)
+    assert not again.from_cache and len(again.train) == 10
+
+
+def test_damaged_cache_is_rebuilt(tmp_path):
+    root = make_tree(tmp_path / "t", train_per_class=3, test_per_class=1)
+    config = DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "cache"))
+    load_dataset(config)
+    for f in (tmp_path / "cache").iterdir():
+        f.write_bytes(b"garbage")
+    assert len(load_dataset(config).train) == 9
+
+
+def test_data_dir_from_argument_then_environment_then_default(monkeypatch):
+    assert str(resolve_data_dir("x/y")) == "x/y"
+    monkeypatch.setenv("CIFAR_DATA", "/from/env")
+    assert str(resolve_data_dir()) == "/from/env"
+    monkeypatch.delenv("CIFAR_DATA")
+    assert str(resolve_data_dir()) == "data"
+
+
+def test_missing_data_without_download_names_directory_and_layouts(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(data_dir=str(tmp_path / "nothing"), download=False))
+    message = str(err.value)
+    assert str((tmp_path / "nothing").resolve()) in message
+    assert "cifar-10-batches-py" in message and "train/<class>" in message
+    assert "--data-dir" in message and "CIFAR_DATA" in message
+
+
+def test_failed_download_is_a_clear_data_error(tmp_path, monkeypatch):
+    def offline(self):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(data_dir=str(tmp_path / "empty")))
+    message = str(err.value)
+    assert "downloading CIFAR-10" in message and "name resolution" in message
+    assert str((tmp_path / "empty").resolve()) in message and "--data-dir" in message
+
+
+def test_undecodable_file_in_tree_is_named(tmp_path):
+    root = make_tree(tmp_path / "t", train_per_class=2, test_per_class=1)
+    (root / "train" / "red" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(DataError, match="broken.jpg"):
+        load_dataset(DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "c")))
+
+
+def test_empty_class_folder_is_reported(tmp_path):
+    root = make_tree(tmp_path / "t", train_per_class=2, test_per_class=1)
+    (root / "train" / "zebra").mkdir()
+    with pytest.raises(DataError, match="zebra"):
+        load_dataset(DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "c")))
+
+
+def test_augment_crops_within_padding_and_flips():
+    images = torch.arange(2 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    seen_shift = seen_flip = False
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+    for _ in range(20):
+        out = augment(images, gen)
+        assert out.shape == images.shape and out.dtype == torch.uint8
+        for b in range(2):
+            # every output is some 32x32 window of the padded image, maybe mirrored
+            windows = [padded[b, :, y:y + 32, x:x + 32] for y in range(9) for x in range(9)]
+            match = [i for i, w in enumerate(windows) if torch.equal(w, out[b])]
+            flipped = [i for i, w in enumerate(windows) if torch.equal(w.flip(2), out[b])]
+            assert match or flipped
+            seen_flip |= bool(flipped) and not match
+            seen_shift |= 40 not in match + flipped  # 40 is the centred window
+    assert seen_flip and seen_shift
