@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -23,25 +23,26 @@ from core.runs import Run, new_run_id
 from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
 
 
+FLAG_HELP = {
+    "model": f"one of {sorted(MODELS)}", "width": "conv1 outputs = conv2 inputs (the tutorial's exercise)",
+    "schedule": f"one of {list(SCHEDULES)}", "augment": "random crop + horizontal flip on the device",
+    "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: torch decides)",
+    "log-interval": "mini-batches per printed loss line",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="The PyTorch CIFAR-10 tutorial, fast.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model into a run directory")
     t.add_argument("--preset", choices=sorted(PRESETS), default="tutorial")
-    t.add_argument("--model")
-    t.add_argument("--width", type=int)
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--momentum", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--schedule", choices=SCHEDULES)
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--log-interval", type=int)
-    t.add_argument("--threads", type=int)
+    for f in fields(TrainConfig):  # one flag per setting, generated so the two cannot drift apart
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            t.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], help=FLAG_HELP.get(f.name))
     t.add_argument("--data-dir", help="data directory (default: $CIFAR_DATA, else ./data)")
     t.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
     where = t.add_mutually_exclusive_group()
@@ -117,6 +118,7 @@ class _Printer:
 
 
 def cmd_train(args) -> int:
+    stop = _StopFlag()  # before the data loads, so an early Stop is honoured too
     if args.resume:
         run = Run(args.resume)
         stored = run.config()
@@ -124,11 +126,7 @@ def cmd_train(args) -> int:
         data_config = DataConfig(**stored["data"])
         checkpoint = run.load_checkpoint()
     else:
-        config = with_overrides(PRESETS[args.preset], model=args.model, width=args.width, epochs=args.epochs,
-                                batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
-                                device=args.device, seed=args.seed, log_interval=args.log_interval,
-                                threads=args.threads)
+        config = with_overrides(PRESETS[args.preset], **{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
         data_config = DataConfig(data_dir=args.data_dir, download=not args.no_download)
         run, checkpoint = Run(args.run_dir or Path("runs") / new_run_id()), None
     device = choose_device(config.device)
@@ -145,7 +143,7 @@ def cmd_train(args) -> int:
     printer.line(f"Training on {device_name(device)} with {dataset.description} -> {run.path}")
     try:
         result = train(config, dataset, device, data_config=data_config, on_event=printer,
-                       should_stop=_StopFlag(), save_checkpoint=run.save_checkpoint, resume=checkpoint)
+                       should_stop=stop, save_checkpoint=run.save_checkpoint, resume=checkpoint)
         printer.close()
         if result.status == "stopped":
             printer.line(f"Stopped; resume with: python -m core train --resume {run.path}")

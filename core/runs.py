@@ -112,18 +112,7 @@ class Run:
             raise FileNotFoundError(f"{self.path} is not a run directory (no config.json).") from None
 
     def events(self) -> list[dict]:
-        """All complete events; a line still being written (no newline yet) is left for next time."""
-        try:
-            text = self.events_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        events = []
-        for line in text.split("\n")[:-1]:
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn line from a killed writer is skipped, not fatal
-        return events
+        return EventReader(self.events_file).read()
 
     def metrics(self) -> dict | None:
         try:
@@ -141,7 +130,139 @@ class Run:
 
     def status(self) -> str | None:
         """The last status the run reported, or None before it reported any."""
-        for event in reversed(self.events()):
-            if event.get("type") == "status":
-                return event["status"]
-        return None
+        return last_status(self.events()).get("status")
+
+    def launch(self) -> dict:
+        """What the dashboard's launcher recorded (pid, command), or {} for a CLI run."""
+        try:
+            return json.loads((self.path / LAUNCH_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def state(self, events: list[dict] | None = None) -> str:
+        """running | starting | done | stopped | failed | diverged | interrupted.
+
+        A run whose process vanished without a final status (killed, machine rebooted) is
+        `interrupted`; its last checkpoint can be resumed.
+        """
+        events = self.events() if events is None else events
+        status = last_status(events)
+        if status.get("status") in FINAL_STATES:
+            return status["status"]
+        pid = status.get("pid") or self.launch().get("pid")
+        alive = bool(pid) and process_alive(pid, self.path)
+        if status.get("status") == "running":
+            return "running" if alive else "interrupted"
+        if alive:
+            return "starting"
+        return "interrupted" if self.checkpoint_file.exists() else "failed"
+
+    def failure_message(self) -> str:
+        """The last line the process wrote, for runs that died before reporting a status."""
+        try:
+            lines = [l for l in self.log_file.read_text(errors="replace").splitlines() if l.strip()]
+        except FileNotFoundError:
+            return "the training process ended before writing anything"
+        return lines[-1] if lines else "the training process ended before writing anything"
+
+    def summary(self) -> dict:
+        """One row of the Runs table."""
+        events = self.events()
+        try:
+            config = self.config()
+        except (FileNotFoundError, json.JSONDecodeError):
+            config = {}
+        train = config.get("train", {})
+        accuracies = [e["test_accuracy"] for e in events if e.get("type") == "epoch"]
+        epochs_done = max([e["epoch"] for e in events if e.get("type") == "epoch"], default=0)
+        seconds = max([e.get("train_seconds", 0) for e in events if "train_seconds" in e], default=0.0)
+        started = config.get("created") or self.launch().get("time") or self.path.stat().st_mtime
+        metrics = self.metrics() or {}
+        return {"id": self.id, "state": self.state(events), "preset": config.get("preset"),
+                "model": train.get("model"), "width": train.get("width"), "batch_size": train.get("batch_size"),
+                "lr": train.get("lr"), "epochs": train.get("epochs"), "epochs_done": epochs_done,
+                "best_accuracy": max(accuracies + ([metrics["accuracy"]] if "accuracy" in metrics else []), default=None),
+                "train_seconds": seconds, "device": config.get("device"), "started": started}
+
+
+FINAL_STATES = ("done", "stopped", "failed", "diverged")
+LAUNCH_FILE = "launch.json"
+
+
+def last_status(events: list[dict]) -> dict:
+    return next((e for e in reversed(events) if e.get("type") == "status"), {})
+
+
+def process_alive(pid: int, run_path: Path) -> bool:
+    """Is `pid` a live process training `run_path`? (pid reuse by another program reads as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
+        return not zombie and "core" in text and run_path.name in text
+    return True
+
+
+class EventReader:
+    """Reads events.jsonl incrementally: each call parses only what was appended since the last.
+
+    A line still being written (no newline yet) waits for the next call; a torn line left by a
+    killed writer is skipped.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.events, self._partial = Path(path), 0, [], b""
+
+    def read(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self.offset:  # replaced or truncated: start over
+                    self.offset, self.events, self._partial = 0, [], b""
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return self.events
+        self.offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            try:
+                self.events.append(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+        return self.events
+
+
+def list_runs(root: Path) -> list[Run]:
+    """Run directories under `root`, newest first."""
+    if not root.is_dir():
+        return []
+    def started(run: Run) -> float:
+        for f in (run.config_file, run.path / LAUNCH_FILE, run.path):  # written once, at the start
+            try:
+                return f.stat().st_mtime
+            except FileNotFoundError:
+                continue
+        return 0.0
+
+    runs = [Run(p) for p in root.iterdir() if p.is_dir() and not p.is_symlink() and RUN_ID.match(p.name)]
+    return sorted(runs, key=started, reverse=True)
+
+
+def resolve_run(root: Path, run_id: str) -> Run:
+    """The run `run_id` under `root`; ids that would leave `root` (.., /, symlinks out) are refused."""
+    check_run_id(run_id)
+    path = (root / run_id)
+    if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{run_id!r} is not a run inside {root}.")
+    return Run(path)

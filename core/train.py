@@ -6,6 +6,7 @@ batched normalisation, fewer host syncs) happens around it, never inside it as a
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
@@ -207,7 +208,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
 
-    on_event({"type": "status", "status": "running", "device": device_name(device), "epoch": start_epoch,
+    on_event({"type": "status", "status": "running", "pid": os.getpid(), "device": device_name(device), "epoch": start_epoch,
               "step": start_step, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs,
               "train_size": n, "test_size": len(test_set), "resumed": resume is not None,
               "parameters": sum(p.numel() for p in model.parameters())})

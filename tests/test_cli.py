@@ -165,3 +165,17 @@ def test_existing_run_dir_is_not_overwritten(trained, tiny_tree):
     out = cli("train", "--data-dir", tiny_tree, "--run-dir", run_dir, *FAST)
     assert out.returncode == 1 and "already holds a run" in out.stderr
     assert (run_dir / "config.json").read_text() == before
+
+
+def test_every_setting_has_a_flag_and_launcher_args_round_trip():
+    from dataclasses import fields
+    from core.cli import _parser
+    from core.launcher import train_args
+    from core.train import TrainConfig, with_overrides, PRESETS
+    config = TrainConfig(model="net", width=9, epochs=3, batch_size=17, lr=0.0123456789, momentum=0.5,
+                         weight_decay=1e-4, schedule="cosine", augment=True, device="cpu", seed=42,
+                         log_interval=7, threads=1)
+    args = _parser().parse_args(["train", *train_args(config)])
+    back = with_overrides(PRESETS["tutorial"], **{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    assert back == config
+    assert "--no-augment" in train_args(TrainConfig(augment=False))
