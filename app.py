@@ -1,8 +1,14 @@
-"""Placeholder entry point until the dashboard lands (issue: Dashboard I)."""
+"""The dashboard's entry point: page setup, navigation and the shared sidebar; each page is its own file."""
 import streamlit as st
 
-st.set_page_config(page_title="CIFAR-10 Classifier Lab", page_icon="🖼️")
-st.title("CIFAR-10 Classifier Lab")
-st.info("The dashboard pages are being built. Meanwhile everything works from the command line: "
-        "`python -m core train --preset tutorial`, `python -m core evaluate runs/<id>`, "
-        "`python -m core predict runs/<id>/model.pth photo.jpg`.")
+from dashboard.common import sidebar
+
+st.set_page_config(page_title="CIFAR-10 Classifier Lab", page_icon=":material/neurology:", layout="wide")
+page = st.navigation([
+    st.Page("dashboard/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("dashboard/data_page.py", title="Data", icon=":material/photo_library:"),
+    st.Page("dashboard/train_page.py", title="Train", icon=":material/model_training:"),
+    st.Page("dashboard/runs_page.py", title="Runs", icon=":material/table_chart:"),
+])
+sidebar()
+page.run()

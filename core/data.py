@@ -14,6 +14,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -123,15 +124,35 @@ def load_dataset(config: DataConfig = DataConfig()) -> Dataset:
     return dataset
 
 
-def download_cifar10(root: Path) -> None:
-    """torchvision's download into `root`; offline failures become a DataError that says what to do."""
-    import torchvision
+def download_cifar10(root: Path, progress: Callable[[int, int], None] | None = None) -> None:
+    """torchvision's CIFAR-10 archive into `root`, checked and extracted; `progress(done, total)` in bytes.
 
+    Offline or failed downloads become a DataError that says what to do instead.
+    """
+    import urllib.request
+
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    archive = root / CIFAR10.filename
+    partial = archive.with_name(archive.name + ".part")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for train in (True, False):
-            torchvision.datasets.CIFAR10(root=str(root), train=train, download=True)
-    except Exception as exc:  # URLError, HTTPError, OSError, RuntimeError (bad checksum) ...
+        if not check_integrity(str(archive), CIFAR10.tgz_md5):
+            with urllib.request.urlopen(CIFAR10.url, timeout=30) as response, open(partial, "wb") as out:
+                total, done = int(response.headers.get("Content-Length") or 0), 0
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+            os.replace(partial, archive)
+            if not check_integrity(str(archive), CIFAR10.tgz_md5):
+                archive.unlink()
+                raise OSError("the downloaded archive is corrupt (checksum mismatch); try again")
+        extract_archive(str(archive), str(root))
+    except Exception as exc:  # URLError, HTTPError, OSError, tarfile errors ...
+        partial.unlink(missing_ok=True)
         raise DataError(f"No data found in {root.resolve()} (looked there and one folder below), and "
                         f"downloading CIFAR-10 there failed: {exc}. " + accepted_layouts(root)) from None
 

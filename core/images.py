@@ -79,3 +79,9 @@ def to_uint8_tensor(image: Image.Image) -> torch.Tensor:
 def load_for_model(source: str | Path | bytes) -> torch.Tensor:
     """Path or bytes -> [3,32,32] uint8 tensor; raises ImageError with a readable reason."""
     return to_uint8_tensor(open_image(source))
+
+
+def enlarge(image: torch.Tensor, scale: int = 4) -> Image.Image:
+    """[3,H,W] uint8 -> PIL image `scale` times larger with nearest-neighbour pixels: crisp, not blurred."""
+    pil = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
+    return pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)

@@ -266,3 +266,47 @@ def resolve_run(root: Path, run_id: str) -> Run:
     if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"{run_id!r} is not a run inside {root}.")
     return Run(path)
+
+
+def curves(events: list[dict]) -> dict[str, list]:
+    """Chart-ready columns from a run's events: per reported step, and per epoch."""
+    steps = [e for e in events if e.get("type") == "step"]
+    epochs = [e for e in events if e.get("type") == "epoch"]
+    return {"global_step": [e["global_step"] for e in steps], "images_seen": [e["images_seen"] for e in steps],
+            "loss": [e["loss"] for e in steps], "lr": [e["lr"] for e in steps],
+            "images_per_s": [e["images_per_s"] for e in steps],
+            "epoch": [e["epoch"] for e in epochs], "test_accuracy": [e["test_accuracy"] for e in epochs]}
+
+
+def log_tail(run: Run, lines: int = 30) -> list[str]:
+    """The last lines of train.log, read from its end (the file can be long)."""
+    try:
+        with open(run.log_file, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+            return f.read().decode(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return []
+
+
+def _idle_run(root: Path, run_id: str) -> Run:
+    run = resolve_run(root, run_id)
+    if not run.path.is_dir():
+        raise ValueError(f"There is no run {run_id!r}.")
+    if run.state() in ("running", "starting"):
+        raise ValueError(f"{run_id} is still training; stop it first.")
+    return run
+
+
+def rename_run(root: Path, run_id: str, new_id: str) -> Run:
+    run = _idle_run(root, run_id)
+    target = resolve_run(root, new_id)
+    if target.path.exists():
+        raise ValueError(f"A run named {new_id!r} already exists; choose another name.")
+    os.rename(run.path, target.path)
+    return target
+
+
+def delete_run(root: Path, run_id: str) -> None:
+    import shutil
+
+    shutil.rmtree(_idle_run(root, run_id).path)

@@ -137,10 +137,13 @@ def test_missing_data_without_download_names_directory_and_layouts(tmp_path):
 
 
 def test_failed_download_is_a_clear_data_error(tmp_path, monkeypatch):
-    def offline(self):
-        raise OSError("[Errno -3] Temporary failure in name resolution")
+    import urllib.error
+    import urllib.request
 
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as err:
         load_dataset(DataConfig(data_dir=str(tmp_path / "empty")))
     message = str(err.value)
@@ -179,3 +182,44 @@ def test_augment_crops_within_padding_and_flips():
             seen_flip |= bool(flipped) and not match
             seen_shift |= 40 not in match + flipped  # 40 is the centred window
     assert seen_flip and seen_shift
+
+
+def test_download_streams_checks_and_extracts_with_progress(tmp_path, monkeypatch):
+    """The download path end to end against a local archive laid out like torchvision's."""
+    import hashlib
+    import io
+    import tarfile
+    import urllib.request
+
+    _write_torchvision_copy(tmp_path / "src")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    payload = buffer.getvalue()
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(payload))}
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(payload))
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "tgz_md5", hashlib.md5(payload).hexdigest())
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    seen = []
+    from core.data import download_cifar10
+    download_cifar10(tmp_path / "dl", progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (len(payload), len(payload))
+    ds = load_dataset(DataConfig(data_dir=str(tmp_path / "dl"), download=False, cache_dir=str(tmp_path / "c")))
+    assert ds.kind == "torchvision" and len(ds.test) == 5
+
+
+def test_corrupt_download_is_refused(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    class Response(io.BytesIO):
+        headers = {}
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(b"truncated junk"))
+    from core.data import download_cifar10
+    with pytest.raises(DataError, match="checksum mismatch"):
+        download_cifar10(tmp_path / "dl")
+    assert not list((tmp_path / "dl").iterdir())  # nothing half-downloaded left behind

@@ -93,3 +93,23 @@ def test_event_reader_is_incremental_and_skips_torn_lines(tmp_path):
     assert reader.read() == [{"a": 1}, {"b": 2}, {"c": 3}] and reader.offset == offset
     path.write_text('{"z": 0}\n')  # replaced by a shorter file
     assert reader.read() == [{"z": 0}]
+
+
+def test_rename_and_delete_stay_inside_runs_and_refuse_live_runs(tiny_tree, tmp_path):
+    from core.runs import delete_run, rename_run
+    root = tmp_path / "runs"
+    run = start_training(QUICK, root, data_dir=str(tiny_tree))
+    with pytest.raises(ValueError, match="still training"):
+        rename_run(root, run.id, "new-name")
+    assert wait_for(run, ("done", "failed"), 90) == "done"
+    with pytest.raises(ValueError):
+        rename_run(root, run.id, "../escaped")
+    renamed = rename_run(root, run.id, "baseline")
+    assert renamed.path == root / "baseline" and renamed.state() == "done"
+    (root / "other").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        rename_run(root, "baseline", "other")
+    with pytest.raises(ValueError):
+        delete_run(root, "..")
+    delete_run(root, "baseline")
+    assert not (root / "baseline").exists() and tmp_path.exists() and (root / "other").exists()

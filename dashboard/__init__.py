@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: one file per page, shared helpers in common.py, charts in charts.py."""

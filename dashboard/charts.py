@@ -1,0 +1,81 @@
+"""Chart builders: data in, plotly Figure out. No Streamlit here, so each is unit-tested."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+PALETTE = ["#EE4C2C", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22"]
+MAX_RAW_POINTS = 2000  # more than a chart can show; keeps each refresh cheap on long runs
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    x: list
+    y: list
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so it starts at the data."""
+    out, last, norm = [], 0.0, 0.0
+    for v in values:
+        last = last * weight + (1 - weight) * v
+        norm = norm * weight + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def thin(x: list, y: list, limit: int = MAX_RAW_POINTS) -> tuple[list, list]:
+    """Every k-th point (always keeping the last) so at most `limit` are drawn."""
+    if len(x) <= limit:
+        return x, y
+    k = -(-len(x) // limit)
+    idx = list(range(0, len(x), k))
+    if idx[-1] != len(x) - 1:
+        idx.append(len(x) - 1)
+    return [x[i] for i in idx], [y[i] for i in idx]
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), height=380,
+                      uirevision="keep")  # keeps the user's zoom across live refreshes
+    return fig
+
+
+def loss_figure(series: list[Series], smoothing: float = 0.6, x_title: str = "images seen") -> go.Figure:
+    """Raw loss points (faint) and a smoothed line per run."""
+    fig = go.Figure()
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        x, y = thin(s.x, s.y)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", marker=dict(size=4, color=color, opacity=0.3),
+                                 name=f"{s.label} (raw)", legendgroup=s.label, showlegend=len(series) == 1))
+        sx, sy = thin(s.x, smooth(s.y, smoothing))
+        fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", line=dict(width=2.5, color=color),
+                                 name=s.label if len(series) > 1 else f"{s.label} (smoothed)", legendgroup=s.label))
+    return _layout(fig, "Training loss", x_title, "cross-entropy loss")
+
+
+def accuracy_figure(series: list[Series], chance: float | None = None) -> go.Figure:
+    """Test accuracy (%) after each epoch, one line per run."""
+    fig = go.Figure()
+    for i, s in enumerate(series):
+        fig.add_trace(go.Scatter(x=s.x, y=[100 * v for v in s.y], mode="lines+markers", name=s.label,
+                                 line=dict(width=2.5, color=PALETTE[i % len(PALETTE)]), marker=dict(size=8)))
+    if chance:
+        fig.add_hline(y=100 * chance, line_dash="dot", line_color="gray", annotation_text="chance")
+    fig = _layout(fig, "Test accuracy", "epoch", "accuracy (%)")
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def class_counts_figure(classes: list[str], counts: dict[str, list[int]]) -> go.Figure:
+    """Images per class, one bar group per split."""
+    fig = go.Figure([go.Bar(name=split, x=list(classes), y=values, text=values, textposition="outside",
+                            marker_color=PALETTE[i % len(PALETTE)])
+                     for i, (split, values) in enumerate(counts.items())])
+    fig.update_layout(barmode="group")
+    return _layout(fig, "Images per class", "class", "images")

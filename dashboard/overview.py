@@ -1,0 +1,35 @@
+import streamlit as st
+
+from dashboard.common import RUNNING, active_run, dataset, device_label
+from core.runs import list_runs
+from dashboard.common import runs_root
+
+st.title("CIFAR-10 Classifier Lab")
+st.markdown("Train the PyTorch tutorial's image classifier on CIFAR-10 and watch it learn, live. "
+            "Inspect the data, compare runs, and see exactly what each model gets right and wrong.")
+
+ds = dataset()
+summaries = [r.summary() for r in list_runs(runs_root())]
+accuracies = [s["best_accuracy"] for s in summaries if s["best_accuracy"] is not None]
+a, b, c, d = st.columns(4)
+a.metric("Data", f"{len(ds.train) + len(ds.test):,} images" if ds else "not found",
+         help=ds.description if ds else "See the Data page")
+b.metric("Runs", len(summaries), help=f"{sum(s['state'] in RUNNING for s in summaries)} training now")
+c.metric("Best test accuracy", f"{100 * max(accuracies):.1f} %" if accuracies else "—")
+d.metric("Device", device_label())
+
+st.subheader("Next step")
+run = active_run()
+if ds is None:
+    st.info("No data yet: get CIFAR-10 (or point at your own class-per-folder images).")
+    st.page_link("dashboard/data_page.py", label="Go to Data", icon=":material/photo_library:")
+elif run is not None and run.state() in RUNNING:
+    st.info(f"Run **{run.id}** is training: watch its curves live.")
+    st.page_link("dashboard/train_page.py", label="Watch it train", icon=":material/model_training:")
+elif not summaries:
+    st.info("Data is ready. Start with the tutorial preset: the tutorial's exact settings, several times faster.")
+    st.page_link("dashboard/train_page.py", label="Train a model", icon=":material/model_training:")
+else:
+    st.info("Compare your runs side by side, or train another.")
+    st.page_link("dashboard/runs_page.py", label="Compare runs", icon=":material/table_chart:")
+    st.page_link("dashboard/train_page.py", label="Train another", icon=":material/model_training:")

@@ -1,0 +1,88 @@
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from core.launcher import resume_training
+from core.runs import curves, delete_run, list_runs, rename_run
+from dashboard.charts import Series, accuracy_figure, loss_figure
+from dashboard.common import RUNNING, events, fmt_seconds, runs_root
+
+st.title("Runs")
+runs = list_runs(runs_root())
+if not runs:
+    st.info("No runs yet.")
+    st.page_link("dashboard/train_page.py", label="Train a model", icon=":material/model_training:")
+    st.stop()
+
+rows = [r.summary() for r in runs]
+table = pd.DataFrame({
+    "name": [s["id"] for s in rows],
+    "state": [s["state"] for s in rows],
+    "preset": [s["preset"] or "—" for s in rows],
+    "config": [f"{s['model']} w{s['width']} · batch {s['batch_size']} · lr {s['lr']}" if s["model"] else "—"
+               for s in rows],
+    "epochs": [f"{s['epochs_done']}/{s['epochs'] or '?'}" for s in rows],
+    "best test acc (%)": [round(100 * s["best_accuracy"], 2) if s["best_accuracy"] is not None else None for s in rows],
+    "training time": [fmt_seconds(s["train_seconds"]) for s in rows],
+    "device": [s["device"] or "—" for s in rows],
+    "started": [dt.datetime.fromtimestamp(s["started"]).strftime("%Y-%m-%d %H:%M") for s in rows],
+})
+picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", width="stretch",
+                      key="runs-table")
+selected = [runs[i] for i in picked.selection.rows] or runs[:1]
+st.caption("Select rows to compare them; the newest run is shown when none is selected.")
+
+loss, accuracy = [], []
+for run in selected:
+    c = curves(events(run))
+    loss.append(Series(run.id, c["images_seen"], c["loss"]))
+    accuracy.append(Series(run.id, c["epoch"], c["test_accuracy"]))
+left, right = st.columns([3, 2])
+left.plotly_chart(loss_figure(loss), width="stretch")
+right.plotly_chart(accuracy_figure(accuracy), width="stretch")
+
+if len(selected) != 1:
+    st.stop()
+run = selected[0]
+summary = next(s for s in rows if s["id"] == run.id)
+st.subheader(f"Run {run.id}")
+a, b, c = st.columns(3)
+if run.model_file.exists():
+    a.download_button("Download model.pth", run.model_file.read_bytes(), file_name=f"{run.id}.pth",
+                      icon=":material/download:")
+metrics = run.metrics()
+if metrics:
+    per_class = pd.DataFrame({"class": list(metrics["per_class"]), "accuracy": list(metrics["per_class"].values())})
+    per_class.loc[len(per_class)] = ["(overall)", metrics["accuracy"]]
+    b.download_button("Download metrics (CSV)", per_class.to_csv(index=False), file_name=f"{run.id}-metrics.csv",
+                      mime="text/csv", icon=":material/table:")
+if summary["state"] in ("stopped", "interrupted") and run.checkpoint_file.exists():
+    if c.button("Resume", icon=":material/resume:"):
+        resume_training(run)
+        st.session_state["active_run"] = run.id
+        st.switch_page("dashboard/train_page.py")
+
+if summary["state"] in RUNNING:
+    st.caption("Stop the run on the Train page to rename or delete it.")
+    st.stop()
+with st.form(f"rename-{run.id}"):
+    new_name = st.text_input("New name", value=run.id, max_chars=100,
+                             help="Letters, digits, '.', '_' and '-'")
+    if st.form_submit_button("Rename"):
+        try:
+            renamed = rename_run(runs_root(), run.id, new_name.strip())
+            if st.session_state.get("active_run") == run.id:
+                st.session_state["active_run"] = renamed.id
+            st.rerun()
+        except ValueError as exc:
+            st.error(str(exc))
+with st.expander("Delete this run"):
+    confirm = st.checkbox(f"Yes, delete {run.id} and all its files", key=f"confirm-{run.id}")
+    if st.button("Delete", type="primary", disabled=not confirm, key=f"delete-{run.id}"):
+        try:
+            delete_run(runs_root(), run.id)
+            st.session_state.pop("active_run", None)
+            st.rerun()
+        except ValueError as exc:
+            st.error(str(exc))

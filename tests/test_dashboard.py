@@ -1,0 +1,143 @@
+"""Every page through Streamlit's AppTest, on tiny generated data and a temporary runs folder."""
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from core.launcher import start_training, wait_for
+from core.runs import Run, list_runs
+from core.train import TrainConfig
+
+PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_tree):
+    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+
+
+def app(page=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "error", "info", "success", "warning", "caption", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_with_data(env, page):
+    at = app(page)
+    assert "no data found" not in texts(at)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_without_data(no_data, page):
+    at = app(page)
+    assert "no data found" in texts(at)
+
+
+def test_data_page_without_data_explains_and_offers_download(no_data):
+    at = app("dashboard/data_page.py")
+    assert "No data found in" in at.error[0].value and "--data-dir" in at.error[0].value
+    labels = [b.label for b in at.button]
+    assert "Download CIFAR-10" in labels and "Check again" in labels
+
+
+def test_data_page_shows_counts_grid_and_filter(env):
+    at = app("dashboard/data_page.py")
+    assert [m.value for m in at.metric][:3] == ["36", "12", "3"]
+    assert len(at.get("image")) == 32  # 36 images, 32 shown
+    at.selectbox[0].select("green").run()
+    assert not at.exception and len(at.get("image")) == 12
+    assert {i.proto.imgs[0].caption for i in at.get("image")} == {"green"}
+    at.selectbox[0].select("All classes").run()
+    order = [i.proto.imgs[0].url for i in at.get("image")]
+    next(b for b in at.button if b.label == "Reshuffle").click().run()
+    assert [i.proto.imgs[0].url for i in at.get("image")] != order
+
+
+def test_overview_points_at_next_step(env):
+    at = app()
+    assert "Data is ready" in texts(at)
+    assert [m.value for m in at.metric][0] == "48 images"
+
+
+def _number(at, label):
+    return next(n for n in at.number_input if n.label == label)
+
+
+def test_train_form_rejects_bad_values_with_messages(env):
+    at = app("dashboard/train_page.py")
+    _number(at, "Epochs").set_value(0)
+    _number(at, "Learning rate").set_value(-1.0)
+    _number(at, "Momentum").set_value(1.5)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    errors = "\n".join(e.value for e in at.error)
+    assert "**Epochs**: must be between 1 and 1000" in errors
+    assert "**Learning rate**: must be above 0" in errors and "**Momentum**" in errors
+    assert list_runs(env) == []  # nothing started
+
+
+def test_start_a_run_and_see_it_finish(env):
+    at = app("dashboard/train_page.py")
+    _number(at, "Learning rate").set_value(0.01)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    runs = list_runs(env)
+    assert len(runs) == 1 and at.session_state["active_run"] == runs[0].id
+    assert wait_for(runs[0], ("done", "failed"), 90) == "done", runs[0].log_file.read_text()
+    at.run()
+    assert "Finished:" in texts(at) and "test accuracy" in texts(at)
+    assert len(at.get("plotly_chart")) == 2
+
+    # a second tab (a fresh session) finds the same run on the Runs page
+    runs_page = app("dashboard/runs_page.py")
+    table = runs_page.dataframe[0].value
+    assert list(table["name"]) == [runs[0].id] and list(table["state"]) == ["done"]
+    assert any(b.label == "Download model.pth" for b in runs_page.get("download_button"))
+
+
+def test_stop_button_stops_the_run(env, tiny_tree):
+    run = start_training(TrainConfig(epochs=500, lr=0.01), env, data_dir=str(tiny_tree))
+    assert wait_for(run, ("running",), 60) == "running"
+    at = app("dashboard/train_page.py")  # a new session finds the running run
+    assert f"Run {run.id}" in texts(at)
+    next(b for b in at.button if b.label == "Stop").click().run()
+    assert wait_for(run, ("stopped",), 10) == "stopped"
+    at.run()
+    assert "Stopped by request" in texts(at)
+    assert any(b.label == "Resume" for b in at.button)
+
+
+def test_runs_page_rename_and_delete(env, tiny_tree):
+    run = start_training(TrainConfig(epochs=1, lr=0.01), env, data_dir=str(tiny_tree))
+    assert wait_for(run, ("done", "failed"), 90) == "done"
+    at = app("dashboard/runs_page.py")
+    at.text_input[0].set_value("../outside")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert "not a valid run name" in at.error[0].value
+    at.text_input[0].set_value("baseline")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert [r.id for r in list_runs(env)] == ["baseline"]
+    at = app("dashboard/runs_page.py")
+    delete = next(b for b in at.button if b.label == "Delete")
+    assert delete.disabled
+    at.checkbox[0].check().run()
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert list_runs(env) == []
