@@ -9,6 +9,8 @@ page = st.navigation([
     st.Page("dashboard/data_page.py", title="Data", icon=":material/photo_library:"),
     st.Page("dashboard/train_page.py", title="Train", icon=":material/model_training:"),
     st.Page("dashboard/runs_page.py", title="Runs", icon=":material/table_chart:"),
+    st.Page("dashboard/evaluate_page.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("dashboard/classify_page.py", title="Classify", icon=":material/image_search:"),
 ])
 sidebar()
 page.run()

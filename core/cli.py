@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from core.data import CIFAR10_CLASSES, DataConfig, DataError, load_dataset, normalizer
+from core.data import DataConfig, DataError, load_dataset, normalizer
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
-from core.models import MODELS, CheckpointError, load_state_dict, model_from_state_dict
+from core.checkpoints import load_model
+from core.models import MODELS, CheckpointError
 from core.runs import Run, new_run_id
 from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
 
@@ -169,28 +170,10 @@ def cmd_train(args) -> int:
         run.close()
 
 
-def _load_model(target: str, num_classes: int | None = None):
-    """(model, classes) from a run directory or a .pth file."""
-    path = Path(target)
-    classes, name = None, None
-    if path.is_dir():
-        config = Run(path).config()
-        classes, name, path = config.get("classes"), config["train"]["model"], path / "model.pth"
-    elif (path.parent / "config.json").is_file():  # a model.pth inside a run directory
-        config = json.loads((path.parent / "config.json").read_text())
-        classes, name = config.get("classes"), config.get("train", {}).get("model")
-    state = load_state_dict(path)
-    model, name = model_from_state_dict(state, name=name, num_classes=num_classes)
-    if classes is None:
-        n = MODELS[name].infer(state)[1]
-        classes = list(CIFAR10_CLASSES) if n == len(CIFAR10_CLASSES) else [f"class {i}" for i in range(n)]
-    return model, classes
-
-
 def cmd_evaluate(args) -> int:
     device = choose_device(args.device)
     dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=not args.no_download))
-    model, _ = _load_model(args.target, num_classes=len(dataset.classes))
+    model = load_model(args.target, num_classes=len(dataset.classes)).model
     metrics = evaluate(model.to(device), dataset.test.to(device), normalizer(DataConfig(), device))
     if args.json:
         print(json.dumps(metrics.to_dict(dataset.classes), indent=2))
@@ -200,8 +183,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    model, classes = _load_model(args.model)
-    model.eval()
+    loaded = load_model(args.model)
+    model, classes = loaded.model, loaded.classes
     normalize = normalizer(DataConfig(), "cpu")
     failed = 0
     for name in args.images:

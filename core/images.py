@@ -6,6 +6,7 @@ dashboard's uploads, so what is classified is always prepared the same way.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,13 @@ def open_image(source: str | Path | bytes) -> Image.Image:
             raise ImageError(f"{name} is empty (0 bytes); choose an image file such as a JPEG or PNG.")
         source = io.BytesIO(source)
     try:
-        image = Image.open(source)
-        image.load()  # decode now so truncated files fail here, not later
+        with warnings.catch_warnings():  # PIL only warns between 1x and 2x its pixel limit: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(source)
+            image.load()  # decode now so truncated files fail here, not later
     except FileNotFoundError:
         raise ImageError(f"{name} does not exist.") from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} is too large to decode safely (over {MAX_PIXELS:,} pixels); "
                          "scale it down first.") from None
     except UnidentifiedImageError:
@@ -81,7 +84,10 @@ def load_for_model(source: str | Path | bytes) -> torch.Tensor:
     return to_uint8_tensor(open_image(source))
 
 
-def enlarge(image: torch.Tensor, scale: int = 4) -> Image.Image:
-    """[3,H,W] uint8 -> PIL image `scale` times larger with nearest-neighbour pixels: crisp, not blurred."""
-    pil = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
-    return pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+def enlarge(image: torch.Tensor | np.ndarray, scale: int = 4, border: str | None = None) -> Image.Image:
+    """[3,H,W] uint8 tensor (or HxWx3 array) -> PIL image `scale` times larger with nearest-neighbour
+    pixels (crisp, not blurred), optionally framed in `border` colour (e.g. right/wrong)."""
+    pixels = image.permute(1, 2, 0).cpu().numpy() if isinstance(image, torch.Tensor) else image
+    pil = Image.fromarray(pixels)
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+    return ImageOps.expand(pil, border=max(2, scale), fill=border) if border else pil

@@ -40,6 +40,7 @@ class ModelSpec:
     description: str
     # Reads (width, num_classes) back from a state_dict, for files that carry no config.
     infer: Callable[[dict], tuple[int, int]]
+    cam_layer: str | None = None  # the last convolution, for Grad-CAM saliency
 
 
 def _infer_net(state: dict) -> tuple[int, int]:
@@ -48,7 +49,7 @@ def _infer_net(state: dict) -> tuple[int, int]:
 
 MODELS: dict[str, ModelSpec] = {
     "net": ModelSpec(Net, "The tutorial's CNN: conv 3→w→16, fc 120→84→classes (w = width, 6 in the tutorial)",
-                     _infer_net),
+                     _infer_net, cam_layer="conv2"),
 }
 
 
@@ -58,20 +59,21 @@ def build_model(name: str, width: int, num_classes: int) -> nn.Module:
     return MODELS[name].build(width=width, num_classes=num_classes)
 
 
-def load_state_dict(path) -> dict:
-    """A plain tensor state_dict from `path`, with unrestricted pickle refused (weights_only)."""
+def load_state_dict(path, name: str | None = None) -> dict:
+    """A plain tensor state_dict from `path` (or a file object), with unrestricted pickle refused (weights_only)."""
+    path_name = name or str(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist.") from None
+        raise CheckpointError(f"{path_name} does not exist.") from None
     except Exception as exc:  # UnpicklingError for code-carrying pickles, RuntimeError for junk
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a plain PyTorch weights file and was not loaded "
+        raise CheckpointError(f"{path_name} is not a plain PyTorch weights file and was not loaded "
                               f"(only tensors are accepted): {reason}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a checkpoint.pth: take its weights
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} holds no state_dict (a dict of tensors).")
+        raise CheckpointError(f"{path_name} holds no state_dict (a dict of tensors).")
     return state
 
 

@@ -79,3 +79,42 @@ def class_counts_figure(classes: list[str], counts: dict[str, list[int]]) -> go.
                      for i, (split, values) in enumerate(counts.items())])
     fig.update_layout(barmode="group")
     return _layout(fig, "Images per class", "class", "images")
+
+
+def per_class_figure(classes: list[str], accuracy: list[float], sort: bool = False) -> go.Figure:
+    """Per-class test accuracy (%) as bars, optionally sorted, with the chance line at 1/classes."""
+    pairs = sorted(zip(classes, accuracy), key=lambda p: p[1]) if sort else list(zip(classes, accuracy))
+    fig = go.Figure(go.Bar(x=[c for c, _ in pairs], y=[100 * a for _, a in pairs], marker_color=PALETTE[0],
+                           text=[f"{100 * a:.1f}" for _, a in pairs], textposition="outside"))
+    fig.add_hline(y=100 / len(classes), line_dash="dot", line_color="gray", annotation_text="chance")
+    fig = _layout(fig, "Accuracy per class", "class", "accuracy (%)")
+    fig.update_yaxes(range=[0, 105])
+    return fig
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
+    """Heatmap coloured by row-normalised share; each cell shows its count and its % of the row."""
+    totals = [max(sum(row), 1) for row in confusion]
+    shares = [[100 * v / t for v in row] for row, t in zip(confusion, totals)]
+    text = [[f"{v}<br>{s:.0f}%" for v, s in zip(row, srow)] for row, srow in zip(confusion, shares)]
+    fig = go.Figure(go.Heatmap(z=shares, x=classes, y=classes, text=text, texttemplate="%{text}",
+                               colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% of row"),
+                               hovertemplate="actual %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
+    fig = _layout(fig, "Confusion matrix (rows: actual, columns: predicted)", "predicted", "actual")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=560)
+    return fig
+
+
+def probability_figure(classes: list[str], probabilities: list[float]) -> go.Figure:
+    """Horizontal bars of class probabilities (%), most likely on top and highlighted."""
+    order = sorted(range(len(classes)), key=lambda i: probabilities[i])
+    top = order[-1]
+    fig = go.Figure(go.Bar(x=[100 * probabilities[i] for i in order], y=[classes[i] for i in order],
+                           orientation="h", text=[f"{100 * probabilities[i]:.1f} %" for i in order],
+                           textposition="outside",
+                           marker_color=[PALETTE[0] if i == top else "#c7c7c7" for i in order]))
+    fig = _layout(fig, f"Prediction: {classes[top]}", "probability (%)", "")
+    fig.update_xaxes(range=[0, 115])
+    fig.update_layout(height=60 + 28 * len(classes), showlegend=False)
+    return fig

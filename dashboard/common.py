@@ -90,7 +90,7 @@ def sidebar() -> None:
         st.markdown(f"**{ds.description}**" if ds else "**no data found** — see the Data page")
         run = active_run()
         st.caption("Active run")
-        st.markdown(f"**{run.id}** · {run.state()}" if run else "none")
+        st.markdown(f"**{run.id}** · {run.state(events(run))}" if run else "none")
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -99,3 +99,56 @@ def fmt_seconds(seconds: float | None) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+# ---- models for the Evaluate and Classify pages ----
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("CIFAR_MODELS", PROJECT_ROOT / "models"))
+
+
+def model_choices() -> dict[str, Path]:
+    """Label -> weights file: the shipped default model, every finished run, other .pth files in models/."""
+    choices = {}
+    default = models_dir() / "default.pth"
+    if default.exists():
+        choices["Default model (shipped)"] = default
+    for run in list_runs(runs_root()):
+        if run.model_file.exists() and run.state(events(run)) not in RUNNING:
+            choices[f"Run {run.id}"] = run.model_file
+    for path in sorted(models_dir().glob("*.pth")):
+        if path.name != "default.pth":
+            choices[f"File models/{path.name}"] = path
+    return choices
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _model(key: str, mtime: float, data: bytes | None):
+    from core.checkpoints import load_model
+
+    return load_model(data if data is not None else key, name=key)
+
+
+def loaded_model(path: Path | None = None, upload=None):
+    """The model from a file on disk or an uploaded file (cached by path and mtime, or by content)."""
+    if upload is not None:
+        data = upload.getvalue()
+        return _model(upload.name, float(len(data)), data)
+    return _model(str(path), path.stat().st_mtime, None)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Evaluating on the test set…")
+def _evaluation(key: str, mtime: float, data_path: str, _loaded):
+    from core.evaluate import evaluate
+    from core.data import normalizer
+
+    ds = _dataset(data_path)
+    return evaluate(_loaded.model, ds.test, normalizer(DataConfig(), "cpu"), num_classes=len(ds.classes))
+
+
+def evaluation(loaded, key: str, mtime: float):
+    """Test-set results of a model, cached: revisiting a checkpoint is instant."""
+    return _evaluation(key, mtime, str(data_dir()), loaded)

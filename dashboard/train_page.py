@@ -1,12 +1,11 @@
 import torch
 import streamlit as st
 
-from core.launcher import resume_training, start_training, stop_training
+from core.launcher import start_training
 from core.models import MODELS
-from core.runs import curves, last_status, log_tail
 from core.train import DEVICES, PRESET_DESCRIPTIONS, PRESETS, SCHEDULES, ConfigError, TrainConfig
-from dashboard.charts import Series, accuracy_figure, loss_figure
-from dashboard.common import RUNNING, active_run, data_dir, dataset, events, fmt_seconds, runs_root
+from dashboard.live import live_view
+from dashboard.common import RUNNING, active_run, data_dir, dataset, events, runs_root
 
 LABELS = {"model": "Model", "width": "Width", "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate",
           "momentum": "Momentum", "weight_decay": "Weight decay", "schedule": "LR schedule",
@@ -62,73 +61,10 @@ def config_form() -> None:
     st.rerun()
 
 
-def live_view(run) -> None:
-    evs = events(run)
-    state = run.state(evs)
-    start = last_status([e for e in evs if e.get("status") == "running"])
-    c = curves(evs)
-    steps = [e for e in evs if e.get("type") == "step"]
-    st.subheader(f"Run {run.id}")
-    total = start.get("epochs", 0) * start.get("steps_per_epoch", 0)
-    done_steps = steps[-1]["global_step"] if steps else 0
-    if state in RUNNING or total:
-        epoch = steps[-1]["epoch"] if steps else 1
-        step = steps[-1]["step"] if steps else 0
-        st.progress(min(done_steps / total, 1.0) if total else 0.0,
-                    text=f"{state} · epoch {epoch}/{start.get('epochs', '?')} · step {step}/"
-                         f"{start.get('steps_per_epoch', '?')}" if total else f"{state} · loading data…")
-    ips = steps[-1]["images_per_s"] if steps else None
-    batch = run.summary()["batch_size"] or 1
-    left = (total - done_steps) * batch / ips if ips and state in RUNNING else None
-    m = st.columns(4)
-    m[0].metric("Images / s", f"{ips:,.0f}" if ips else "—")
-    m[1].metric("Training time", fmt_seconds(steps[-1]["train_seconds"]) if steps else "—")
-    m[2].metric("Time left", fmt_seconds(left) if left is not None else "—")
-    m[3].metric("Test accuracy", f"{100 * c['test_accuracy'][-1]:.1f} %" if c["test_accuracy"] else "—",
-                help="after the last finished epoch")
-
-    x_axis = st.radio("x axis", ["images seen", "steps"], horizontal=True, key=f"x-{run.id}",
-                      label_visibility="collapsed")
-    x = c["images_seen"] if x_axis == "images seen" else c["global_step"]
-    charts = st.columns([3, 2])
-    charts[0].plotly_chart(loss_figure([Series(run.id, x, c["loss"])], x_title=x_axis), width="stretch",
-                           key=f"loss-{run.id}")
-    charts[1].plotly_chart(accuracy_figure([Series(run.id, c["epoch"], c["test_accuracy"])]), width="stretch",
-                           key=f"acc-{run.id}")
-
-    final = last_status(evs)
-    if state == "done":
-        st.success(f"Finished: **{100 * final['test_accuracy']:.2f} %** test accuracy after "
-                   f"{fmt_seconds(final.get('train_seconds'))} of training.")
-        st.page_link("dashboard/runs_page.py", label="Compare it with other runs", icon=":material/table_chart:")
-    elif state == "failed":
-        st.error(f"Training failed: {final.get('message') or run.failure_message()}")
-    elif state == "diverged":
-        st.error(f"Training diverged: {final.get('message')}")
-    elif state in ("stopped", "interrupted"):
-        st.warning("Stopped by request; its last checkpoint is kept." if state == "stopped" else
-                   "The training process ended without finishing (killed or the machine restarted); "
-                   "its last checkpoint is kept.")
-    with st.expander("Log", expanded=state in RUNNING):
-        st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
-
-    if state in RUNNING and st.button("Stop", icon=":material/stop:", key=f"stop-{run.id}"):
-        if stop_training(run):
-            st.toast("Stopping: the run saves a checkpoint and ends.")
-    if state in ("stopped", "interrupted") and run.checkpoint_file.exists():
-        if st.button("Resume", icon=":material/resume:", key=f"resume-{run.id}"):
-            resume_training(run)
-            st.rerun()
-    if st.session_state.get("shown_state", {}).get(run.id, state) != state:
-        st.session_state.setdefault("shown_state", {})[run.id] = state
-        st.rerun()  # the run changed state: redraw the page (and stop or start refreshing)
-    st.session_state.setdefault("shown_state", {})[run.id] = state
-
-
 st.title("Train")
-config_form()
 run = active_run()
 if run is not None:
-    st.divider()
-    refresh = 1.0 if run.state() in RUNNING else None
+    refresh = 1.0 if run.state(events(run)) in RUNNING else None
     st.fragment(run_every=refresh)(live_view)(run)
+with st.expander("New run", expanded=run is None, icon=":material/add:"):
+    config_form()

@@ -118,11 +118,11 @@ def test_stop_button_stops_the_run(env, tiny_tree):
     assert wait_for(run, ("running",), 60) == "running"
     at = app("dashboard/train_page.py")  # a new session finds the running run
     assert f"Run {run.id}" in texts(at)
-    next(b for b in at.button if b.label == "Stop").click().run()
+    next(b for b in at.button if b.label == "Stop training").click().run()
     assert wait_for(run, ("stopped",), 10) == "stopped"
     at.run()
     assert "Stopped by request" in texts(at)
-    assert any(b.label == "Resume" for b in at.button)
+    assert any(b.label == "Resume training" for b in at.button)
 
 
 def test_runs_page_rename_and_delete(env, tiny_tree):

@@ -1,0 +1,105 @@
+"""What a model learned, as numbers: confusions, top losses, single-image predictions, saliency.
+
+Pure functions over an EvalResult or a model; the Evaluate and Classify pages only draw them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core.evaluate import EvalResult
+
+
+def row_normalised(confusion: torch.Tensor) -> torch.Tensor:
+    """Each true class's row as fractions of its images (rows with no images stay zero)."""
+    totals = confusion.sum(1, keepdim=True).clamp(min=1)
+    return confusion.double() / totals
+
+
+def most_confused(confusion: torch.Tensor, classes, k: int = 10, min_count: int = 1) -> list[dict]:
+    """The k largest off-diagonal cells: (actual, predicted, count, share of the actual class)."""
+    shares = row_normalised(confusion)
+    cells = [(int(confusion[i, j]), i, j) for i in range(len(classes)) for j in range(len(classes))
+             if i != j and confusion[i, j] >= min_count]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return [{"actual": classes[i], "predicted": classes[j], "count": n, "share": float(shares[i, j])}
+            for n, i, j in cells[:k]]
+
+
+def losses(result: EvalResult, labels: torch.Tensor) -> torch.Tensor:
+    """Per-image cross-entropy from the stored probabilities."""
+    p = result.probabilities[torch.arange(len(labels)), labels.cpu()].clamp(min=1e-12)
+    return -p.log()
+
+
+def top_losses(result: EvalResult, labels: torch.Tensor, k: int = 16) -> list[dict]:
+    """The most confident mistakes first (fastai's plot_top_losses): index, label, prediction, loss, probabilities."""
+    labels = labels.cpu()
+    per_image = losses(result, labels)
+    order = per_image.argsort(descending=True)[:k]
+    return [{"index": int(i), "label": int(labels[i]), "predicted": int(result.predictions[i]),
+             "loss": float(per_image[i]), "confidence": float(result.probabilities[i, result.predictions[i]]),
+             "p_label": float(result.probabilities[i, labels[i]])} for i in order]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: list[float]  # per class, summing to 1
+    top: int  # index of the most likely class
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor, normalize: Callable) -> list[Prediction]:
+    """[B,3,32,32] uint8 -> one Prediction per image."""
+    model.eval()
+    probabilities = torch.softmax(model(normalize(images)).float(), 1).cpu()
+    return [Prediction(p.tolist(), int(p.argmax())) for p in probabilities]
+
+
+def saliency(model: nn.Module, image: torch.Tensor, normalize: Callable, target: int | None = None,
+             layer: str | None = "conv2") -> np.ndarray:
+    """A [32,32] map in [0,1] of where the evidence for `target` (default: the top class) lies.
+
+    Grad-CAM on `layer` (the last convolution) when the model has it; otherwise the input
+    gradient's magnitude. Works on a single uint8 [3,32,32] image.
+    """
+    model.eval()
+    inputs = normalize(image.unsqueeze(0)).requires_grad_(True)
+    module = dict(model.named_modules()).get(layer) if layer else None
+    captured = {}
+    handle = module.register_forward_hook(lambda m, i, o: captured.setdefault("act", o)) if module else None
+    try:
+        with torch.enable_grad():
+            logits = model(inputs)
+            target = int(logits.argmax(1)) if target is None else target
+            if module is not None:
+                activation = captured["act"]
+                grads, = torch.autograd.grad(logits[0, target], activation)
+                weights = grads.mean((2, 3), keepdim=True)
+                cam = F.relu((weights * activation).sum(1, keepdim=True))
+                heat = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+            else:
+                grads, = torch.autograd.grad(logits[0, target], inputs)
+                heat = grads[0].abs().amax(0)
+    finally:
+        if handle is not None:
+            handle.remove()
+    heat = heat.detach().cpu()
+    span = float(heat.max() - heat.min())
+    return ((heat - heat.min()) / span).numpy() if span > 0 else np.zeros(tuple(heat.shape), dtype=np.float32)
+
+
+def overlay(image: torch.Tensor, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a [0,1] heat map (blue → red) over a [3,H,W] uint8 image; HxWx3 uint8 out."""
+    stops = np.array([[0, 0, 128], [0, 128, 255], [0, 255, 128], [255, 255, 0], [255, 64, 0], [160, 0, 0]], float)
+    pos = np.clip(heat, 0, 1) * (len(stops) - 1)
+    low = np.floor(pos).astype(int).clip(0, len(stops) - 2)
+    frac = (pos - low)[..., None]
+    colours = stops[low] * (1 - frac) + stops[low + 1] * frac
+    base = image.permute(1, 2, 0).cpu().numpy().astype(float)
+    return np.clip(base * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)

@@ -1,0 +1,101 @@
+import hashlib
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.images import enlarge
+from core.interpret import most_confused, top_losses
+from core.models import CheckpointError
+from dashboard.charts import confusion_figure, per_class_figure
+from dashboard.common import dataset, evaluation, loaded_model, model_choices
+
+RIGHT, WRONG = "#2ca02c", "#d62728"
+
+st.title("Evaluate")
+ds = dataset()
+if ds is None:
+    st.error("There is no test set to evaluate on yet; get the data on the Data page first.")
+    st.page_link("dashboard/data_page.py", label="Go to Data", icon=":material/photo_library:")
+    st.stop()
+
+choices = model_choices()
+source = st.radio("Model", ["A run or saved model", "Upload a .pth file"], horizontal=True)
+upload = None
+if source == "Upload a .pth file":
+    upload = st.file_uploader("A state_dict saved with torch.save (the tutorial's cifar_net.pth works)",
+                              type=["pth", "pt"])
+    if upload is None:
+        st.stop()
+elif not choices:
+    st.info("No trained model yet: train one on the Train page.")
+    st.stop()
+else:
+    label = st.selectbox("Checkpoint", list(choices), index=list(choices).index(st.session_state["eval_choice"])
+                         if st.session_state.get("eval_choice") in choices else 0)
+    st.session_state["eval_choice"] = label
+
+try:
+    if upload is not None:
+        data = upload.getvalue()
+        loaded = loaded_model(upload=upload)
+        key, stamp, name = hashlib.sha256(data).hexdigest(), 0.0, upload.name
+    else:
+        path = choices[label]
+        loaded = loaded_model(path)
+        key, stamp, name = str(path), path.stat().st_mtime, label
+    if len(loaded.classes) != len(ds.classes):
+        raise CheckpointError(f"The checkpoint predicts {len(loaded.classes)} classes but the data has "
+                              f"{len(ds.classes)}; pick a model trained on this dataset.")
+except CheckpointError as exc:
+    st.error(str(exc))
+    st.stop()
+
+result = evaluation(loaded, key, stamp)
+classes = list(ds.classes)
+st.metric(f"Test accuracy of {name}", f"{100 * result.accuracy:.2f} %",
+          help=f"{result.correct:,} of {result.total:,} test images right ({loaded.name})")
+
+left, right = st.columns(2)
+with left:
+    ordered = st.toggle("Sort by accuracy")
+    st.plotly_chart(per_class_figure(classes, result.per_class_accuracy, sort=ordered), width="stretch")
+with right:
+    st.markdown("**Most confused pairs**")
+    pairs = most_confused(result.confusion, classes, k=8)
+    st.dataframe(pd.DataFrame({"actual": [p["actual"] for p in pairs], "predicted as": [p["predicted"] for p in pairs],
+                               "images": [p["count"] for p in pairs],
+                               "% of actual": [round(100 * p["share"], 1) for p in pairs]}),
+                 hide_index=True, width="stretch")
+st.plotly_chart(confusion_figure(result.confusion.tolist(), classes), width="stretch")
+
+st.subheader("Test images")
+a, b, c = st.columns([2, 2, 1])
+pick_class = a.selectbox("Class", ["All classes"] + classes)
+which = b.radio("Show", ["all", "right", "wrong"], horizontal=True)
+if c.button("Reshuffle", icon=":material/shuffle:"):
+    st.session_state["eval_seed"] = st.session_state.get("eval_seed", 0) + 1
+labels = ds.test.labels
+mask = torch.ones(len(labels), dtype=torch.bool)
+if pick_class != "All classes":
+    mask &= labels == classes.index(pick_class)
+if which != "all":
+    mask &= (result.predictions == labels) == (which == "right")
+pool = torch.nonzero(mask).flatten()
+shown = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(st.session_state.get("eval_seed", 0)))[:24]]
+if not len(shown):
+    st.info("No test images match these filters.")
+for start in range(0, len(shown), 8):
+    for column, i in zip(st.columns(8), shown[start:start + 8].tolist()):
+        truth, guess = classes[labels[i]], classes[result.predictions[i]]
+        column.image(enlarge(ds.test.images[i], 4, border=RIGHT if truth == guess else WRONG),
+                     caption=f"GroundTruth: {truth} · Predicted: {guess}", width="stretch")
+
+st.subheader("Most confident mistakes")
+st.caption("The test images with the highest loss: predicted wrongly, and sure of it.")
+losses = top_losses(result, labels, k=16)
+for start in range(0, len(losses), 8):
+    for column, item in zip(st.columns(8), losses[start:start + 8]):
+        column.image(enlarge(ds.test.images[item["index"]], 4, border=WRONG), width="stretch",
+                     caption=f"{classes[item['label']]} → {classes[item['predicted']]} "
+                             f"({100 * item['confidence']:.0f} %; true class {100 * item['p_label']:.1f} %)")

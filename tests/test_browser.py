@@ -1,0 +1,132 @@
+"""The real app in a real browser: `streamlit run app.py` driven through Debian's Chromium.
+
+Skips only when no Chromium is installed (.ci/run installs it). Screenshots of every page land
+in test-artifacts/screenshots/ (the README's pictures are copies of them).
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, make_tree
+
+CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
+                             "/usr/bin/chromium") if p and Path(p).exists()), None)
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    tree = make_tree(tmp / "data", train_per_class=40, test_per_class=10)
+    port = free_port()
+    env = {**os.environ, "CIFAR_DATA": str(tree), "CIFAR_RUNS": str(tmp / "runs"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert time.time() < deadline and proc.poll() is None, "streamlit did not come up"
+        time.sleep(0.3)
+    yield url, tmp
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
+    return page
+
+
+def settle(page):
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_timeout(500)
+
+
+def shoot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def plot_points(page, index=0) -> int:
+    return page.evaluate(f"""() => {{
+        const plots = document.querySelectorAll('.js-plotly-plot');
+        if (plots.length <= {index} || !plots[{index}].data) return -1;
+        return plots[{index}].data[0].x.length; }}""")
+
+
+def test_pages_train_live_and_screenshots(server, browser):
+    url, tmp = server
+    page = open_page(browser, url)
+    page.get_by_text("Data is ready").wait_for(timeout=30_000)
+    settle(page)
+    shoot(page, "overview")
+
+    page.goto(f"{url}/data_page")
+    page.get_by_text("Images per class").first.wait_for(timeout=30_000)
+    page.locator("[data-testid='stImage']").nth(31).wait_for(timeout=30_000)
+    settle(page)
+    shoot(page, "data")
+
+    page.goto(f"{url}/train_page")
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.wait_for(timeout=30_000)  # the "New run" form is open while there is no run yet
+    epochs.fill("150")
+    page.get_by_role("spinbutton", name="Learning rate").fill("0.01")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name="Stop training").wait_for(timeout=60_000)
+    # the curve gains points while training, without reloading the page
+    deadline, first = time.time() + 60, -1
+    while first <= 0 and time.time() < deadline:
+        first = plot_points(page)
+        page.wait_for_timeout(300)
+    assert first > 0
+    deadline, later = time.time() + 30, first
+    while later <= first and time.time() < deadline:
+        page.wait_for_timeout(500)
+        later = plot_points(page)
+    assert later > first, "the loss curve did not grow while training"
+    shoot(page, "train-live")
+    page.get_by_role("button", name="Stop training").click()
+    page.get_by_text("Stopped by request").wait_for(timeout=30_000)
+    settle(page)
+    shoot(page, "train-stopped")
+
+    page.goto(f"{url}/runs_page")
+    page.locator("[data-testid='stDataFrame']").wait_for(timeout=30_000)
+    settle(page)
+    shoot(page, "runs")
+    runs = list((tmp / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "checkpoint.pth").exists()

@@ -1,0 +1,39 @@
+import plotly.graph_objects as go
+import pytest
+
+from dashboard.charts import MAX_RAW_POINTS, Series, accuracy_figure, class_counts_figure, loss_figure, smooth, thin
+
+
+def test_smoothing_starts_at_the_data_and_follows_it():
+    assert smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])
+    s = smooth([1.0, 0.0], 0.5)
+    assert s[0] == 1.0 and 0 < s[1] < 1
+    assert smooth([5.0, 1.0], 0.0) == [5.0, 1.0]
+
+
+def test_thin_keeps_first_and_last_and_bounds_the_count():
+    x = list(range(10_001))
+    tx, ty = thin(x, x)
+    assert len(tx) <= MAX_RAW_POINTS + 1 and tx[0] == 0 and tx[-1] == 10_000 and tx == ty
+    assert thin([1, 2], [3, 4]) == ([1, 2], [3, 4])
+
+
+def test_loss_figure_raw_and_smoothed_per_run():
+    fig = loss_figure([Series("a", [4, 8, 12], [2.3, 2.0, 1.8]), Series("b", [4, 8], [2.2, 1.9])])
+    assert isinstance(fig, go.Figure) and len(fig.data) == 4
+    raw, line = fig.data[0], fig.data[1]
+    assert raw.mode == "markers" and list(raw.y) == [2.3, 2.0, 1.8] and line.mode == "lines"
+    assert line.y[0] == pytest.approx(2.3) and line.y[-1] > 1.8  # smoothed lags behind
+    assert fig.layout.xaxis.title.text == "images seen" and fig.layout.uirevision == "keep"
+
+
+def test_accuracy_figure_in_percent_with_chance_line():
+    fig = accuracy_figure([Series("run", [1, 2], [0.48, 0.53])], chance=0.1)
+    assert list(fig.data[0].y) == pytest.approx([48.0, 53.0]) and list(fig.data[0].x) == [1, 2]
+    assert fig.layout.shapes[0].y0 == pytest.approx(10.0)
+
+
+def test_class_counts_figure_groups_splits():
+    fig = class_counts_figure(["cat", "dog"], {"train": [5, 6], "test": [1, 2]})
+    assert [t.name for t in fig.data] == ["train", "test"] and list(fig.data[0].y) == [5, 6]
+    assert fig.layout.barmode == "group"

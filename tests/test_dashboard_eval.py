@@ -1,0 +1,117 @@
+"""Evaluate and Classify through AppTest: good and bad uploads, checkpoints of every kind."""
+import pickle
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import image_zoo
+from conftest import ROOT
+from core.launcher import start_training, wait_for
+from core.models import Net
+from core.train import TrainConfig
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_tree):
+    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+@pytest.fixture
+def finished_run(env, tiny_tree):
+    run = start_training(TrainConfig(epochs=2, lr=0.01), env / "runs", data_dir=str(tiny_tree))
+    assert wait_for(run, ("done", "failed"), 90) == "done"
+    return run
+
+
+def page(name) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page(f"dashboard/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
+    at = page("evaluate_page")
+    at.selectbox[0].select(f"Run {finished_run.id}").run()
+    metrics = finished_run.metrics()
+    assert at.metric[0].value == f"{100 * metrics['accuracy']:.2f} %"
+    assert len(at.get("plotly_chart")) == 2  # per-class bars and the confusion heatmap
+    assert len(at.get("image")) == 12 + min(12, 16)  # the test grid and the top losses
+    captions = [i.proto.imgs[0].caption for i in at.get("image")][:12]
+    assert all(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions)
+    at.radio[1].set_value("wrong").run()
+    wrong = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if c.startswith("GroundTruth")]
+    assert all(c.split(" · ")[0][13:] != c.split("Predicted: ")[1] for c in wrong)
+    assert len(wrong) == metrics["total"] - metrics["correct"] or at.info
+
+
+def test_evaluate_refuses_unsafe_and_mismatched_checkpoints(env, tmp_path):
+    at = page("evaluate_page")
+    at.radio[0].set_value("Upload a .pth file").run()
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    at.file_uploader[0].set_value(("evil.pth", pickle.dumps({"conv1.weight": Evil()}), "application/octet-stream"))
+    at.run()
+    assert "not a plain PyTorch weights file" in at.error[0].value and not marker.exists()
+
+    at.file_uploader[0].set_value(("junk.pth", b"\x00\x01 random bytes" * 50, "application/octet-stream"))
+    at.run()
+    assert "not a plain PyTorch weights file" in at.error[0].value
+
+    import io
+    buffer = io.BytesIO()
+    torch.save(Net().state_dict(), buffer)  # 10 classes; the tiny data has 3
+    at.file_uploader[0].set_value(("cifar_net.pth", buffer.getvalue(), "application/octet-stream"))
+    at.run()
+    assert "predicts 10 classes but the data has 3" in at.error[0].value
+
+    buffer = io.BytesIO()
+    torch.save(torch.nn.Linear(4, 3).state_dict(), buffer)
+    at.file_uploader[0].set_value(("linear.pth", buffer.getvalue(), "application/octet-stream"))
+    at.run()
+    assert "matches no known architecture" in at.error[0].value
+    assert not at.exception
+
+
+def test_classify_every_good_upload_kind(env):
+    at = page("classify_page")
+    assert "Default model (shipped)" in at.selectbox[0].options
+    files = image_zoo.good()
+    at.file_uploader[0].set_value([(name, data, "image/*") for name, data in files.items()])
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == len(files)
+    table = at.dataframe[0].value
+    assert list(table["image"]) == list(files) and table["prediction"].str.len().min() > 0
+    assert any(b.label == "Download results (CSV)" for b in at.get("download_button"))
+
+
+def test_classify_bad_uploads_get_messages_and_the_page_keeps_working(env):
+    at = page("classify_page")
+    bad = image_zoo.bad()
+    files = [(name, data, "image/*") for name, (data, _) in bad.items()] + [("ok.jpg", image_zoo.good()["photo.jpg"], "image/jpeg")]
+    at.file_uploader[0].set_value(files)
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == len(bad)
+    for (name, (_, fragment)), message in zip(bad.items(), errors):
+        assert name in message and fragment in message
+    assert len(at.get("plotly_chart")) == 1  # the good one was still classified
+
+
+def test_classify_test_images_with_a_run(finished_run):
+    at = page("classify_page")
+    at.selectbox[0].select(f"Run {finished_run.id}").run()
+    next(b for b in at.button if b.label == "Pick random test images").click().run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+    assert "3 classes" in at.caption[0].value

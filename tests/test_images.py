@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import image_zoo
+from core.images import ImageError, enlarge, load_for_model, to_32
+
+
+@pytest.mark.parametrize("name", sorted(image_zoo.good()))
+def test_every_image_kind_becomes_a_32x32_rgb_tensor(name):
+    tensor = load_for_model(image_zoo.good()[name])
+    assert tensor.shape == (3, 32, 32) and tensor.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("name", sorted(image_zoo.bad()))
+def test_bad_files_are_refused_with_a_reason(name):
+    data, fragment = image_zoo.bad()[name]
+    with pytest.raises(ImageError, match=fragment):
+        load_for_model(data)
+
+
+def test_conversions_keep_the_picture():
+    red = image_zoo.photo(colour=(250, 10, 10))
+    assert load_for_model(image_zoo._save(red, "PNG"))[0].float().mean() > 200
+    # transparent pixels become white, not black
+    clear = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    assert load_for_model(image_zoo._save(clear, "PNG")).min() == 255
+    # 16-bit grey is scaled to 8 bits, not clipped to white
+    grey = load_for_model(image_zoo.good()["sixteen-bit.png"])
+    assert 0 < grey.float().mean() < 255 and grey.max() > 240 and grey.min() < 50
+    # an animated GIF is classified by its first frame
+    first = load_for_model(image_zoo.good()["animated.gif"])
+    assert first[0].float().mean() > first[2].float().mean()
+
+
+def test_wide_images_are_centre_cropped_not_squashed():
+    left_blue_right_red = np.zeros((32, 96, 3), np.uint8)
+    left_blue_right_red[:, :32, 2] = 255
+    left_blue_right_red[:, 32:64, 1] = 255
+    left_blue_right_red[:, 64:, 0] = 255
+    out = np.asarray(to_32(Image.fromarray(left_blue_right_red)))
+    assert out[..., 1].min() > 200 and out[..., 0].max() < 30  # only the green centre remains
+
+
+def test_enlarge_is_crisp_and_can_be_framed():
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    big = np.asarray(enlarge(image, 4))
+    assert big.shape == (128, 128, 3)
+    assert (big[::4, ::4] == image.permute(1, 2, 0).numpy()).all() and (big[1::4, 1::4] == big[::4, ::4]).all()
+    framed = np.asarray(enlarge(image, 4, border="#ff0000"))
+    assert framed.shape == (136, 136, 3) and tuple(framed[0, 0]) == (255, 0, 0)
