@@ -69,6 +69,11 @@ def accuracy_figure(series: list[Series], chance: float | None = None) -> go.Fig
         fig.add_hline(y=100 * chance, line_dash="dot", line_color="gray", annotation_text="chance")
     fig = _layout(fig, "Test accuracy", "epoch", "accuracy (%)")
     fig.update_xaxes(dtick=1)
+    if not any(s.y for s in series):
+        fig.add_annotation(text="measured on the test set after each epoch", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5, font=dict(color="gray"))
+        fig.update_xaxes(range=[0.5, 2.5])
+        fig.update_yaxes(range=[0, 100])
     return fig
 
 

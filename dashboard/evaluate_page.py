@@ -31,8 +31,10 @@ elif not choices:
     st.info("No trained model yet: train one on the Train page.")
     st.stop()
 else:
-    label = st.selectbox("Checkpoint", list(choices), index=list(choices).index(st.session_state["eval_choice"])
-                         if st.session_state.get("eval_choice") in choices else 0)
+    labels = list(choices)
+    newest_run = next((i for i, l in enumerate(labels) if l.startswith("Run ")), 0)  # what was just trained
+    label = st.selectbox("Checkpoint", labels, index=labels.index(st.session_state["eval_choice"])
+                         if st.session_state.get("eval_choice") in choices else newest_run)
     st.session_state["eval_choice"] = label
 
 try:
