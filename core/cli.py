@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
+from core.checkpoints import load_model
 from core.data import DataConfig, DataError, load_dataset, normalizer
+from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
-from core.checkpoints import load_model
 from core.models import MODELS, CheckpointError
 from core.runs import Run, new_run_id
 from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
@@ -85,10 +86,12 @@ class _StopFlag:
 class _Printer:
     """Prints the tutorial's lines (and keeps them in train.log); a progress bar on a terminal."""
 
-    def __init__(self, run: Run, progress: bool):
-        self.run, self.bar, self.progress = run, None, progress
+    def __init__(self, run: Run, progress: bool, enabled: bool = True):
+        self.run, self.bar, self.progress, self.enabled = run, None, progress, enabled
 
     def line(self, text: str) -> None:
+        if not self.enabled:
+            return
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -96,6 +99,8 @@ class _Printer:
         self.run.log(text)
 
     def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
         self.run.append_event(event)
         kind = event["type"]
         if kind == "status" and event["status"] == "running" and self.progress:
@@ -130,44 +135,67 @@ def cmd_train(args) -> int:
         config = with_overrides(PRESETS[args.preset], **{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
         data_config = DataConfig(data_dir=args.data_dir, download=not args.no_download)
         run, checkpoint = Run(args.run_dir or Path("runs") / new_run_id()), None
-    device = choose_device(config.device)
-    dataset = load_dataset(data_config)
-    if checkpoint is None:
-        data_config = DataConfig(**{**asdict(data_config), "data_dir": str(dataset.root.resolve())})
-        run.create({"train": config.to_dict(), "data": asdict(data_config), "preset": args.preset,
-                    "classes": list(dataset.classes), "source": dataset.description, "device": device_name(device),
-                    "command": sys.argv, "created": time.time()})
-    elif checkpoint["epoch"] >= config.epochs:
-        raise ConfigError({"epochs": f"the run already finished {checkpoint['epoch']} epochs; "
-                                     "pass a larger --epochs to train further"})
-    printer = _Printer(run, progress=sys.stderr.isatty() and not args.no_progress)
-    printer.line(f"Training on {device_name(device)} with {dataset.description} -> {run.path}")
+    world = join(config.device)  # under torchrun: this process's rank; alone: rank 0 of 1
+    clean = False
     try:
-        result = train(config, dataset, device, data_config=data_config, on_event=printer,
-                       should_stop=stop, save_checkpoint=run.save_checkpoint, resume=checkpoint)
+        if config.batch_size < world.size:
+            raise ConfigError({"batch_size": f"must be at least the number of processes ({world.size}): "
+                                             "the global batch is shared out among them"})
+        device = device_for(world, choose_device(config.device))
+        dataset = load_dataset(data_config)
+        if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
+            raise ConfigError({"epochs": f"the run already finished {checkpoint['epoch']} epochs; "
+                                         "pass a larger --epochs to train further"})
+        if checkpoint is None and world.is_main:
+            data_config = DataConfig(**{**asdict(data_config), "data_dir": str(dataset.root.resolve())})
+            run.create({"train": config.to_dict(), "data": asdict(data_config), "preset": args.preset,
+                        "classes": list(dataset.classes), "source": dataset.description,
+                        "device": device_name(device), "world_size": world.size, "command": sys.argv,
+                        "created": time.time()})
+        status = _train_and_report(args, run, config, data_config, dataset, device, world, stop, checkpoint)
+        clean = True
+        return status
+    finally:
+        leave(world, clean)
+        run.close()
+
+
+def _train_and_report(args, run, config, data_config, dataset, device, world, stop, checkpoint) -> int:
+    """Rank 0 prints, writes events, checkpoints and metrics; other ranks only train."""
+    printer = _Printer(run, progress=sys.stderr.isatty() and not args.no_progress, enabled=world.is_main)
+    processes = f" x {world.size} processes" if world.distributed else ""
+    printer.line(f"Training on {device_name(device)}{processes} with {dataset.description} -> {run.path}")
+    try:
+        result = train(config, dataset, device, data_config=data_config, on_event=printer, should_stop=stop,
+                       save_checkpoint=run.save_checkpoint if world.is_main else lambda checkpoint: None,
+                       resume=checkpoint, world=world)
         printer.close()
         if result.status == "stopped":
             printer.line(f"Stopped; resume with: python -m core train --resume {run.path}")
             printer({"type": "status", "status": "stopped", "epoch": result.epochs_done})
             return 0
         printer.line("Finished Training")
-        test = dataset.test.to(device)
-        metrics = evaluate(result.model, test, normalizer(data_config, device))
-        run.write_metrics({**metrics.to_dict(dataset.classes), "train_seconds": result.train_seconds,
-                           "epochs": config.epochs})
-        for line in tutorial_lines(metrics, dataset.classes):
-            printer.line(line)
-        printer({"type": "status", "status": "done", "test_accuracy": metrics.accuracy,
-                 "train_seconds": result.train_seconds})
+        if world.is_main:
+            metrics = evaluate(result.model, dataset.test.to(device), normalizer(data_config, device))
+            run.write_metrics({**metrics.to_dict(dataset.classes), "train_seconds": result.train_seconds,
+                               "epochs": config.epochs, "world_size": world.size})
+            for line in tutorial_lines(metrics, dataset.classes):
+                printer.line(line)
+            printer({"type": "status", "status": "done", "test_accuracy": metrics.accuracy,
+                     "train_seconds": result.train_seconds})
         return 0
     except BaseException as exc:
         printer.close()
         status = "diverged" if isinstance(exc, Diverged) else "failed"
-        printer({"type": "status", "status": status, "message": str(exc) or type(exc).__name__})
-        run.log(traceback.format_exc())
-        raise
-    finally:
-        run.close()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if world.distributed and not isinstance(exc, (Diverged, KeyboardInterrupt)):
+            message = (f"the {world.size}-process job broke off (usually another training process died or was "
+                       f"killed): {message}")
+            exc = RuntimeError(message)
+        printer({"type": "status", "status": status, "message": message})
+        if world.is_main:
+            run.log(traceback.format_exc())
+        raise exc
 
 
 def cmd_evaluate(args) -> int:

@@ -56,10 +56,18 @@ def _spawn(command: list[str], run_dir: Path) -> subprocess.Popen:
     return proc
 
 
+def trainer(processes: int = 1) -> list[str]:
+    """The command prefix: the CLI itself, or torchrun starting `processes` copies of it (DDP)."""
+    if processes <= 1:
+        return [sys.executable, "-m", "core"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "core"]
+
+
 def start_training(config: TrainConfig, runs_root: Path, *, data_dir: str | None = None,
-                   preset: str | None = None, download: bool = False) -> Run:
+                   preset: str | None = None, download: bool = False, processes: int = 1) -> Run:
     run_dir = reserve_run_dir(runs_root).resolve()
-    command = [sys.executable, "-m", "core", "train", "--run-dir", str(run_dir), "--no-progress", *train_args(config)]
+    command = [*trainer(processes), "train", "--run-dir", str(run_dir), "--no-progress", *train_args(config)]
     if preset:
         command += ["--preset", preset]
     if data_dir:
@@ -70,10 +78,12 @@ def start_training(config: TrainConfig, runs_root: Path, *, data_dir: str | None
     return Run(run_dir)
 
 
-def resume_training(run: Run, epochs: int | None = None) -> Run:
+def resume_training(run: Run, epochs: int | None = None, processes: int | None = None) -> Run:
+    """Continue from the last checkpoint, by default with as many processes as the run had."""
     if run.state() in ("running", "starting"):
         raise RuntimeError(f"{run.id} is still running.")
-    command = [sys.executable, "-m", "core", "train", "--resume", str(run.path.resolve()), "--no-progress"]
+    processes = processes or run.config().get("world_size", 1)
+    command = [*trainer(processes), "train", "--resume", str(run.path.resolve()), "--no-progress"]
     if epochs:
         command += ["--epochs", str(epochs)]
     _spawn(command, run.path)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from core.data import DataConfig, Dataset, augment, normalizer
+from core.distributed import SINGLE, World
 from core.evaluate import evaluate
 from core.models import MODELS, build_model
 from core.optim import SGD
@@ -162,31 +163,40 @@ def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
           on_event: Callback = lambda event: None,
           should_stop: Callable[[], bool] = lambda: False,
           save_checkpoint: Callable[[dict], None] = lambda checkpoint: None,
-          resume: dict | None = None) -> TrainResult:
+          resume: dict | None = None, world: World = SINGLE) -> TrainResult:
     """Train `config` on `dataset` on `device`, reporting through `on_event`.
 
     Checkpoints (plain tensors and numbers, loadable with weights_only=True) are handed to
     `save_checkpoint` after every epoch and when a stop is honoured; `resume` takes one back
-    and continues exactly where it left off.
+    and continues exactly where it left off. Under torchrun, `world` is this process's place in
+    the job (see core/distributed.py); the loop is the same.
     """
     mkldnn = torch.backends.mkldnn  # the other flags pass through unchanged
     with mkldnn.flags(enabled=mkldnn.enabled and not _native_cpu_convolutions(config, device),
                       deterministic=mkldnn.deterministic, allow_tf32=mkldnn.allow_tf32,
                       fp32_precision=mkldnn.fp32_precision):
-        return _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume)
+        return _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume, world)
 
 
-def _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume) -> TrainResult:
+STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
+
+
+def _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume, world) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.width, len(dataset.classes)).to(device)
+    raw_model = build_model(config.model, config.width, len(dataset.classes)).to(device)
+    if resume is not None:
+        raw_model.load_state_dict(resume["model"])
+    model = raw_model
+    if world.distributed:  # gradients averaged across ranks; rank 0's weights broadcast at the start
+        model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = nn.CrossEntropyLoss()
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     normalize = normalizer(data_config, device)
     train_set, test_set = dataset.train.to(device), dataset.test.to(device)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
-    augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + world.rank)
 
     n = len(train_set)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -194,16 +204,16 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
     event_every = _event_every(steps_per_epoch, config.log_interval)
     start_epoch, start_step, running_loss, train_seconds = 0, 0, 0.0, 0.0
     if resume is not None:
-        model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         start_epoch, start_step = resume["epoch"], resume["step"]
         running_loss, train_seconds = resume["running_loss"], resume["train_seconds"]
         shuffle_gen.set_state(resume["shuffle_state"])
-        augment_gen.set_state(resume["augment_state"])
+        if world.is_main:
+            augment_gen.set_state(resume["augment_state"])
         torch.set_rng_state(resume["torch_rng"])
 
     def checkpoint(epoch: int, step: int, epoch_shuffle_state: torch.Tensor) -> dict:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
+        return {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
                 "running_loss": running_loss, "train_seconds": train_seconds,
                 "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
@@ -211,7 +221,13 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
     on_event({"type": "status", "status": "running", "pid": os.getpid(), "device": device_name(device), "epoch": start_epoch,
               "step": start_step, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs,
               "train_size": n, "test_size": len(test_set), "resumed": resume is not None,
-              "parameters": sum(p.numel() for p in model.parameters())})
+              "parameters": sum(p.numel() for p in model.parameters()), "world_size": world.size})
+
+    def stop_requested(step: int) -> bool:
+        if not world.distributed:
+            return should_stop()
+        return step % STOP_POLL == 0 and world.any(should_stop(), device)
+
     for epoch in range(start_epoch, config.epochs):
         epoch_shuffle_state = shuffle_gen.get_state()  # on resume: the state the epoch began with
         batches = torch.randperm(n, generator=shuffle_gen).to(device).split(config.batch_size)
@@ -223,10 +239,10 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
         stopped = False
         model.train()
         for i in range(first, steps_per_epoch):
-            if should_stop():
+            if stop_requested(i):
                 stopped = True
                 break
-            idx = batches[i]
+            idx = world.shard(batches[i])
             images = augment(train_set.images[idx], augment_gen) if config.augment else train_set.images[idx]
             inputs, labels = normalize(images), train_set.labels[idx]
             optimizer.param_groups[0]["lr"] = lr_at(config, epoch * steps_per_epoch + i, total_steps)
@@ -241,7 +257,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             window_steps += 1
             at_log = (i + 1) % config.log_interval == 0
             if at_log or (i + 1) % event_every == 0 or i + 1 == steps_per_epoch:
-                window_sum = window_loss.item()
+                window_sum = world.mean(window_loss).item()
                 if not math.isfinite(window_sum):
                     raise Diverged(f"the loss became {window_sum} at epoch {epoch + 1}, step {i + 1}; "
                                    "lower the learning rate or use a schedule with warm-up")
@@ -261,15 +277,16 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 window_loss.zero_()
                 window_start, window_steps = time.perf_counter(), 0
         if stopped:  # keep the partial window so a resumed run prints the same running loss
-            running_loss += window_loss.item()
+            running_loss += world.mean(window_loss).item()
             train_seconds += time.perf_counter() - window_start
             save_checkpoint(checkpoint(epoch, i, epoch_shuffle_state))
-            return TrainResult(model, "stopped", epoch, train_seconds)
-        result = evaluate(model, test_set, normalize)
-        on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": result.accuracy,
-                  "train_seconds": train_seconds})
-        save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
-    return TrainResult(model, "done", config.epochs, train_seconds)
+            return TrainResult(raw_model, "stopped", epoch, train_seconds)
+        if world.is_main:  # the others go on and wait at the next step's gradient all-reduce
+            result = evaluate(raw_model, test_set, normalize)
+            on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": result.accuracy,
+                      "train_seconds": train_seconds})
+            save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
+    return TrainResult(raw_model, "done", config.epochs, train_seconds)
 
 
 def presets_table() -> list[dict]:

@@ -1,3 +1,5 @@
+import os
+
 import torch
 import streamlit as st
 
@@ -44,6 +46,12 @@ def config_form() -> None:
                                if base.device in devices else 0),
             augment=c.checkbox("Augment (random crop + horizontal flip)", value=base.augment),
         )
+        gpus = torch.cuda.device_count()
+        processes = c.number_input(
+            "Processes (DDP)", value=1, step=1,
+            help=f"One per GPU ({gpus} visible), started with torchrun; batch size and learning rate stay global"
+            if gpus > 1 else "Several CPU processes with DistributedDataParallel (gloo), to try it out; "
+                             "batch size and learning rate stay global")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if not submitted:
         return
@@ -53,10 +61,17 @@ def config_form() -> None:
         for field, message in exc.problems.items():
             st.error(f"**{LABELS.get(field, field)}**: {message}")
         return
+    limit = max(torch.cuda.device_count(), os.cpu_count() or 1)
+    if not 1 <= processes <= limit:
+        st.error(f"**Processes (DDP)**: must be between 1 and {limit} (GPUs or CPU cores on this machine)")
+        return
+    if processes > 1 and config.batch_size < processes:
+        st.error(f"**Batch size**: must be at least the number of processes ({processes}): each takes a share")
+        return
     if dataset() is None:
         st.error("There is no data to train on yet; get it on the Data page first.")
         return
-    run = start_training(config, runs_root(), data_dir=str(data_dir()), preset=preset)
+    run = start_training(config, runs_root(), data_dir=str(data_dir()), preset=preset, processes=int(processes))
     st.session_state["active_run"] = run.id
     st.rerun()
 

@@ -141,3 +141,16 @@ def test_runs_page_rename_and_delete(env, tiny_tree):
     at.checkbox[0].check().run()
     next(b for b in at.button if b.label == "Delete").click().run()
     assert list_runs(env) == []
+
+
+def test_train_form_checks_the_number_of_processes(env):
+    at = app("dashboard/train_page.py")
+    _number(at, "Processes (DDP)").set_value(0)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert any("**Processes (DDP)**: must be between 1 and" in e.value for e in at.error)
+    at = app("dashboard/train_page.py")
+    _number(at, "Processes (DDP)").set_value(2)
+    _number(at, "Batch size").set_value(1)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert any("at least the number of processes (2)" in e.value for e in at.error)
+    assert list_runs(env) == []
