@@ -181,7 +181,8 @@ def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
 
 
-def _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume, world) -> TrainResult:
+def _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume,
+           world) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -190,7 +191,8 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
         raw_model.load_state_dict(resume["model"])
     model = raw_model
     if world.distributed:  # gradients averaged across ranks; rank 0's weights broadcast at the start
-        model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = nn.CrossEntropyLoss()
     optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     normalize = normalizer(data_config, device)
@@ -218,8 +220,8 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
 
-    on_event({"type": "status", "status": "running", "pid": os.getpid(), "device": device_name(device), "epoch": start_epoch,
-              "step": start_step, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs,
+    on_event({"type": "status", "status": "running", "pid": os.getpid(), "device": device_name(device),
+              "epoch": start_epoch, "step": start_step, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs,
               "train_size": n, "test_size": len(test_set), "resumed": resume is not None,
               "parameters": sum(p.numel() for p in model.parameters()), "world_size": world.size})
 
@@ -287,10 +289,6 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                       "train_seconds": train_seconds})
             save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
     return TrainResult(raw_model, "done", config.epochs, train_seconds)
-
-
-def presets_table() -> list[dict]:
-    return [{"preset": name, "description": PRESET_DESCRIPTIONS[name], **cfg.to_dict()} for name, cfg in PRESETS.items()]
 
 
 def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:

@@ -120,6 +120,13 @@ def test_pages_train_live_and_screenshots(server, browser):
         page.wait_for_timeout(500)
         later = plot_points(page)
     assert later > first, "the loss curve did not grow while training"
+    page.reload()  # a refreshed tab is a new session: it finds the same run with its whole curve
+    page.get_by_role("button", name="Stop training").wait_for(timeout=60_000)
+    deadline, again = time.time() + 30, -1
+    while again < later and time.time() < deadline:
+        page.wait_for_timeout(300)
+        again = plot_points(page)
+    assert again >= later
     page.wait_for_timeout(4000)  # a few more seconds of curve for the picture
     shoot(page, "train-live")
     page.get_by_role("button", name="Stop training").click()

@@ -58,3 +58,16 @@ def test_saved_model_loads_into_the_tutorials_own_class_with_the_same_accuracy(t
     assert correct == json.loads((run_dir / "metrics.json").read_text())["correct"]
     out = cli("evaluate", run_dir, "--data-dir", DATA, "--no-download")
     assert out.stdout.splitlines()[0] == f"Accuracy of the network on the 10000 test images: {100 * correct // 10000} %"
+
+
+def test_two_processes_reach_the_same_accuracy_band(tmp_path):
+    """The tutorial preset under torchrun with 2 CPU processes: same global batch, same band."""
+    run_dir = tmp_path / "ddp"
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          "-m", "core", "train", "--preset", "tutorial", "--data-dir", str(DATA), "--run-dir",
+                          str(run_dir), "--no-download", "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert 0.50 <= metrics["accuracy"] <= 0.57
