@@ -29,7 +29,7 @@ FLAG_HELP = {
     "model": f"one of {sorted(MODELS)}", "width": "conv1 outputs = conv2 inputs (the tutorial's exercise)",
     "schedule": f"one of {list(SCHEDULES)}", "augment": "random crop + horizontal flip on the device",
     "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: torch decides)",
-    "log-interval": "mini-batches per printed loss line",
+    "log_interval": "mini-batches per printed loss line",
 }
 
 
@@ -211,6 +211,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    if args.top < 1:
+        raise ConfigError({"top": "must be at least 1"})
     loaded = load_model(args.model)
     model, classes = loaded.model, loaded.classes
     normalize = normalizer(DataConfig(), "cpu")

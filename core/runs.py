@@ -128,10 +128,6 @@ class Run:
         except Exception as exc:
             raise CheckpointError(f"{self.checkpoint_file} could not be loaded as a plain checkpoint: {exc}") from None
 
-    def status(self) -> str | None:
-        """The last status the run reported, or None before it reported any."""
-        return last_status(self.events()).get("status")
-
     def launch(self) -> dict:
         """What the dashboard's launcher recorded (pid, command), or {} for a CLI run."""
         try:
@@ -143,13 +139,17 @@ class Run:
         """running | starting | done | stopped | failed | diverged | interrupted.
 
         A run whose process vanished without a final status (killed, machine rebooted) is
-        `interrupted`; its last checkpoint can be resumed.
+        `interrupted`; its last checkpoint can be resumed. A run relaunched (resumed) after its
+        last status is `starting` until the new process reports, or `failed` if it died first.
         """
         events = self.events() if events is None else events
         status = last_status(events)
+        launch = self.launch()
+        if launch.get("time", 0) > status.get("time", 0) and status:
+            return "starting" if process_alive(launch["pid"], self.path) else "failed"
         if status.get("status") in FINAL_STATES:
             return status["status"]
-        pid = status.get("pid") or self.launch().get("pid")
+        pid = status.get("pid") or launch.get("pid")
         alive = bool(pid) and process_alive(pid, self.path)
         if status.get("status") == "running":
             return "running" if alive else "interrupted"

@@ -27,24 +27,23 @@ def device_label() -> str:
 
 
 @st.cache_resource(show_spinner="Decoding the images once (later loads come from the cache)…")
-def _dataset(path: str) -> Dataset:
-    return load_dataset(DataConfig(data_dir=path, download=False))
+def _dataset(path: str) -> Dataset | str:
+    """The dataset, or the reason there is none (cached too: a tree with a bad file is not re-decoded
+    on every rerun; the Data page's "Check again" and a finished download clear it)."""
+    try:
+        return load_dataset(DataConfig(data_dir=path, download=False))
+    except DataError as exc:
+        return str(exc)
 
 
 def dataset() -> Dataset | None:
-    """The dataset, or None when there is none (the error is not cached, so a retry looks again)."""
-    try:
-        return _dataset(str(data_dir()))
-    except DataError:
-        return None
+    found = _dataset(str(data_dir()))
+    return found if isinstance(found, Dataset) else None
 
 
 def dataset_error() -> str:
-    try:
-        load_dataset(DataConfig(data_dir=str(data_dir()), download=False))
-    except DataError as exc:
-        return str(exc)
-    return ""
+    found = _dataset(str(data_dir()))
+    return found if isinstance(found, str) else ""
 
 
 def forget_dataset() -> None:

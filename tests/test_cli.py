@@ -115,14 +115,14 @@ def test_sigterm_stops_with_checkpoint_and_resume_finishes(tiny_tree, tmp_path):
     assert time.time() - sent < 2.0
     assert proc.returncode == 0
     run = Run(run_dir)
-    assert run.status() == "stopped"
+    assert run.state() == "stopped"
     checkpoint = run.load_checkpoint()
     assert 0 < checkpoint["epoch"] * 9 + checkpoint["step"] < 400 * 9
     steps_before = [e for e in run.events() if e["type"] == "step"]
 
     out = cli("train", "--resume", run_dir, "--epochs", str(checkpoint["epoch"] + 2))
     assert out.returncode == 0, out.stderr
-    assert run.status() == "done"
+    assert run.state() == "done"
     events = run.events()
     resumed_steps = [e for e in events if e["type"] == "step"][len(steps_before):]
     assert resumed_steps and resumed_steps[0]["global_step"] > steps_before[-1]["global_step"]

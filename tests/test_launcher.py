@@ -113,3 +113,22 @@ def test_rename_and_delete_stay_inside_runs_and_refuse_live_runs(tiny_tree, tmp_
         delete_run(root, "..")
     delete_run(root, "baseline")
     assert not (root / "baseline").exists() and tmp_path.exists() and (root / "other").exists()
+
+
+def test_a_resumed_run_reads_as_starting_until_it_reports_and_failed_if_it_dies_first(tiny_tree, tmp_path):
+    run = start_training(LONG, tmp_path / "runs", data_dir=str(tiny_tree))
+    assert wait_for(run, ("running",), 60) == "running"
+    stop_training(run)
+    assert wait_for(run, ("stopped",), 10) == "stopped"
+    resume_training(run)
+    assert run.state() == "starting"  # not "stopped": a second Resume is refused meanwhile
+    with pytest.raises(RuntimeError, match="still running"):
+        resume_training(run)
+    assert wait_for(run, ("running",), 60) == "running"
+    stop_training(run)
+    assert wait_for(run, ("stopped",), 10) == "stopped"
+    import shutil
+    shutil.rmtree(tiny_tree)  # the resumed process cannot load its data and exits before reporting
+    resume_training(run)
+    assert wait_for(run, ("failed",), 60) == "failed"
+    assert "No data found" in run.failure_message()
