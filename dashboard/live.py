@@ -45,7 +45,11 @@ def live_view(run) -> None:
     if state == "done":
         st.success(f"Finished: **{100 * final['test_accuracy']:.2f} %** test accuracy after "
                    f"{fmt_seconds(final.get('train_seconds'))} of training.")
-        st.page_link("dashboard/runs_page.py", label="Compare it with other runs", icon=":material/table_chart:")
+        left, right = st.columns(2)
+        if left.button("Evaluate this run", icon=":material/analytics:", key=f"eval-{run.id}"):
+            st.session_state["eval_choice"] = f"Run {run.id}"  # preselected on the Evaluate page
+            st.switch_page("dashboard/evaluate_page.py")
+        right.page_link("dashboard/runs_page.py", label="Compare it with other runs", icon=":material/table_chart:")
     elif state == "failed":
         st.error(f"Training failed: {final.get('message') or run.failure_message()}")
     elif state == "diverged":

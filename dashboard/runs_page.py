@@ -57,6 +57,9 @@ if metrics:
     per_class.loc[len(per_class)] = ["(overall)", metrics["accuracy"]]
     b.download_button("Download metrics (CSV)", per_class.to_csv(index=False), file_name=f"{run.id}-metrics.csv",
                       mime="text/csv", icon=":material/table:")
+if summary["state"] == "done" and c.button("Evaluate", icon=":material/analytics:"):
+    st.session_state["eval_choice"] = f"Run {run.id}"
+    st.switch_page("dashboard/evaluate_page.py")
 if summary["state"] in ("stopped", "interrupted") and run.checkpoint_file.exists():
     if c.button("Resume", icon=":material/resume:"):
         resume_training(run)

@@ -105,6 +105,9 @@ def test_start_a_run_and_see_it_finish(env):
     at.run()
     assert "Finished:" in texts(at) and "test accuracy" in texts(at)
     assert len(at.get("plotly_chart")) == 2
+    next(b for b in at.button if b.label == "Evaluate this run").click().run()
+    assert not at.exception
+    assert at.selectbox[0].value == f"Run {runs[0].id}" and at.metric[0].value.endswith(" %")
 
     # a second tab (a fresh session) finds the same run on the Runs page
     runs_page = app("dashboard/runs_page.py")
