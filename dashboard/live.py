@@ -10,7 +10,7 @@ from dashboard.common import RUNNING, events, fmt_seconds
 def live_view(run) -> None:
     evs = events(run)
     state = run.state(evs)
-    start = last_status([e for e in evs if e.get("status") == "running"])
+    start = next((e for e in reversed(evs) if e.get("status") == "running"), {})  # epochs, steps per epoch
     c = curves(evs)
     steps = [e for e in evs if e.get("type") == "step"]
     st.subheader(f"Run {run.id}")
