@@ -131,6 +131,7 @@ def cmd_train(args) -> int:
         config = with_overrides(TrainConfig.from_dict(stored["train"]), epochs=args.epochs, device=args.device)
         data_config = DataConfig(**stored["data"])
         checkpoint = run.load_checkpoint()
+        run.remove_temporaries()
     else:
         config = with_overrides(PRESETS[args.preset], **{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
         data_config = DataConfig(data_dir=args.data_dir, download=not args.no_download)

@@ -97,6 +97,11 @@ class Run:
         atomic_write(self.checkpoint_file, lambda f: torch.save(checkpoint, f))
         atomic_write(self.model_file, lambda f: torch.save(checkpoint["model"], f))
 
+    def remove_temporaries(self) -> None:
+        """Temporary files a killed writer left behind (the files they were replacing are intact)."""
+        for tmp in self.path.glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
+
     def write_metrics(self, metrics: dict) -> None:
         atomic_write_json(self.metrics_file, metrics)
 

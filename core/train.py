@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from core.data import DataConfig, Dataset, augment, normalizer
+from core.data import DataConfig, DataError, Dataset, augment, normalizer
 from core.distributed import SINGLE, World
 from core.evaluate import evaluate
 from core.models import MODELS, build_model
@@ -288,6 +288,10 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": result.accuracy,
                       "train_seconds": train_seconds})
             save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
+            if not dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
+                raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
+                                f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
+                                "data, then resume the run.")
     return TrainResult(raw_model, "done", config.epochs, train_seconds)
 
 

@@ -118,8 +118,9 @@ def model_choices() -> dict[str, Path]:
     for run in list_runs(runs_root()):
         if run.model_file.exists() and run.state(events(run)) not in RUNNING:
             choices[f"Run {run.id}"] = run.model_file
+    inside = models_dir().resolve()
     for path in sorted(models_dir().glob("*.pth")):
-        if path.name != "default.pth":
+        if path.name != "default.pth" and path.resolve().is_relative_to(inside):  # no symlinks out
             choices[f"File models/{path.name}"] = path
     return choices
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # shared helpers (image_zoo) for tests in sub-folders
 
 CLASSES = ("blue", "green", "red")
 
