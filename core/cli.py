@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
     try:
         return command(args)
-    except (DataError, ConfigError, CheckpointError, Diverged, FileNotFoundError, FileExistsError) as exc:
+    except (DataError, ValueError, Diverged, FileNotFoundError, FileExistsError) as exc:  # ConfigError, CheckpointError too
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:

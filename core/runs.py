@@ -115,6 +115,8 @@ class Run:
             return json.loads(self.config_file.read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path} is not a run directory (no config.json).") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{self.config_file} is damaged (not valid JSON); this run cannot be resumed.") from None
 
     def events(self) -> list[dict]:
         return EventReader(self.events_file).read()
@@ -175,7 +177,7 @@ class Run:
         events = self.events()
         try:
             config = self.config()
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, ValueError):
             config = {}
         train = config.get("train", {})
         accuracies = [e["test_accuracy"] for e in events if e.get("type") == "epoch"]

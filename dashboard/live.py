@@ -23,7 +23,10 @@ def live_view(run) -> None:
                     text=f"{state} · epoch {epoch}/{start.get('epochs', '?')} · step {step}/"
                          f"{start.get('steps_per_epoch', '?')}" if total else f"{state} · loading data…")
     ips = steps[-1]["images_per_s"] if steps else None
-    batch = run.config()["train"]["batch_size"] if run.config_file.exists() else 1
+    try:
+        batch = run.config()["train"]["batch_size"]
+    except (FileNotFoundError, ValueError, KeyError):  # not written yet, or damaged
+        batch = 1
     left = (total - done_steps) * batch / ips if ips and state in RUNNING else None
     m = st.columns(4)
     m[0].metric("Images / s", f"{ips:,.0f}" if ips else "—")

@@ -1,4 +1,5 @@
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -47,3 +48,9 @@ def real_cifar_dir() -> Path | None:
         if c and (Path(c) / "train").is_dir():
             return Path(c)
     return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -44,6 +44,7 @@ def good() -> dict[str, bytes]:
         "cmyk.jpg": _save(photo().convert("CMYK"), "JPEG"),
         "sixteen-bit.png": _save(sixteen, "PNG"),
         "tiny.png": _save(photo((5, 3)), "PNG"),
+        "panorama-strip.png": _save(photo((100_000, 10)), "PNG"),  # huge dimensions, few pixels
     }
 
 
@@ -55,6 +56,7 @@ def bad() -> dict[str, tuple[bytes, str]]:
         "empty.png": (b"", "empty"),
         "truncated.jpg": (jpeg[: len(jpeg) // 3], "truncated"),
         "bomb.png": (png_header_only(30_000, 30_000), "too large"),
+        "just-over-the-limit.png": (png_header_only(9_000, 8_000), "too large"),  # PIL would only warn
         "page.png": (b"<html><script>alert(1)</script></html>", "not an image"),
         "drawing.gif": (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "not an image"),
     }

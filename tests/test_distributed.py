@@ -1,7 +1,6 @@
 """DistributedDataParallel on CPUs (gloo), started by torchrun as a user would."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -9,19 +8,13 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, make_tree
+from conftest import ROOT, free_port, make_tree
 from core.launcher import start_training, wait_for
 from core.runs import Run
 from core.train import TrainConfig
 
 ARGS = ["--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--log-interval", "3", "--no-download", "--no-progress"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def torchrun(*args, timeout=180):

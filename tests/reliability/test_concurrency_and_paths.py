@@ -1,0 +1,96 @@
+"""Several sessions at once, half-made runs, and paths that try to leave the project's folders."""
+import threading
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from core.launcher import start_training, stop_training, wait_for
+from core.models import Net
+from core.runs import list_runs, rename_run
+from core.train import TrainConfig
+
+LONG = TrainConfig(epochs=500, lr=0.01, log_interval=50)
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_tree):
+    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CIFAR_MODELS", str(tmp_path / "models"))
+    return tmp_path
+
+
+def page(name) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page(f"dashboard/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_two_sessions_starting_at_once_get_two_runs_and_stopping_one_spares_the_other(env):
+    sessions = [page("train_page") for _ in range(2)]
+    for at in sessions:
+        next(n for n in at.number_input if n.label == "Epochs").set_value(500)
+    barrier = threading.Barrier(2)
+
+    def press(at):
+        barrier.wait()
+        next(b for b in at.button if b.label == "Start training").click().run()
+
+    threads = [threading.Thread(target=press, args=(at,)) for at in sessions]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    runs = list_runs(env / "runs")
+    assert len(runs) == 2 and runs[0].path != runs[1].path
+    assert {at.session_state["active_run"] for at in sessions} == {r.id for r in runs}
+    for run in runs:
+        assert wait_for(run, ("running",), 60) == "running"
+    stop_training(runs[0])
+    assert wait_for(runs[0], ("stopped",), 10) == "stopped"
+    assert runs[1].state() == "running"
+    stop_training(runs[1])
+    assert wait_for(runs[1], ("stopped",), 10) == "stopped"
+
+
+def test_runs_page_shows_half_made_runs_without_breaking(env):
+    root = env / "runs"
+    (root / "reserved-only").mkdir(parents=True)  # a run directory just reserved
+    (root / "config-only").mkdir()
+    (root / "config-only" / "config.json").write_text('{"train": {"model": "net"}, "classes": ["a"]}')
+    (root / "torn").mkdir()
+    (root / "torn" / "config.json").write_text("{not json")
+    (root / "torn" / "events.jsonl").write_text('{"type": "status", "status": "running", "pid": 1}\n{"type": "st')
+    at = page("runs_page")
+    states = dict(zip(at.dataframe[0].value["name"], at.dataframe[0].value["state"]))
+    assert states == {"reserved-only": "failed", "config-only": "failed", "torn": "interrupted"}
+    for at in (page("overview"), page("train_page"), page("evaluate_page"), page("classify_page")):
+        assert not at.exception
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc", "/tmp/x", "a/../../b", "..", ".", "run\nname", "~"])
+def test_renames_cannot_leave_runs(env, tiny_tree, name):
+    root = env / "runs"
+    run = start_training(TrainConfig(epochs=1, lr=0.01), root, data_dir=str(tiny_tree))
+    assert wait_for(run, ("done", "failed"), 90) == "done"
+    with pytest.raises(ValueError):
+        rename_run(root, run.id, name)
+    assert run.path.is_dir() and [r.id for r in list_runs(root)] == [run.id]
+
+
+def test_symlinks_out_of_runs_and_models_are_not_offered(env, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    torch.save(Net().state_dict(), outside / "secret.pth")
+    (env / "runs").mkdir()
+    (env / "runs" / "sneaky").symlink_to(outside)
+    (env / "models").mkdir()
+    (env / "models" / "sneaky.pth").symlink_to(outside / "secret.pth")
+    torch.save(Net().state_dict(), env / "models" / "mine.pth")
+    at = page("evaluate_page")
+    options = at.selectbox[0].options if at.selectbox else []
+    assert "File models/mine.pth" in options
+    assert not any("sneaky" in o for o in options)
+    assert list_runs(env / "runs") == []
