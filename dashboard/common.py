@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
+from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
 from core.train import choose_device, device_name
 
@@ -101,9 +102,6 @@ def fmt_seconds(seconds: float | None) -> str:
 
 
 # ---- models for the Evaluate and Classify pages ----
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def models_dir() -> Path:
     return Path(os.environ.get("CIFAR_MODELS", PROJECT_ROOT / "models"))
