@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.launcher import start_training, train_args, wait_for  # noqa: E402
+from core.launcher import start_training, train_args  # noqa: E402
 from core.runs import Run  # noqa: E402
 from core.train import PRESETS, with_overrides  # noqa: E402
 

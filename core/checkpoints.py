@@ -9,7 +9,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from core.data import CIFAR10_CLASSES
-from core.models import MODELS, CheckpointError, load_state_dict, model_from_state_dict
+from core.models import MODELS, load_state_dict, model_from_state_dict
 
 
 @dataclass

@@ -20,7 +20,7 @@ from core.data import DataConfig, DataError, load_dataset, normalizer
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
-from core.models import MODELS, CheckpointError
+from core.models import MODELS
 from core.runs import Run, new_run_id
 from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
 

@@ -5,15 +5,12 @@ in test-artifacts/screenshots/ (the README's pictures are copies of them).
 """
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, make_tree, real_cifar_dir
+from conftest import ROOT, make_tree, real_cifar_dir, serve_app
 
 CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
                              "/usr/bin/chromium") if p and Path(p).exists()), None)
@@ -26,21 +23,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     # the real CIFAR-10 copy when it is here (the screenshots are the README's pictures), else a tiny tree
     tree = real_cifar_dir() or make_tree(tmp / "data", train_per_class=40, test_per_class=10)
-    port = free_port()
     env = {**os.environ, "CIFAR_DATA": str(tree), "CIFAR_RUNS": str(tmp / "runs"), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert time.time() < deadline and proc.poll() is None, "streamlit did not come up"
-        time.sleep(0.3)
+    proc, url = serve_app(env, "--server.address", "127.0.0.1")
     yield url, tmp
     proc.terminate()
     proc.wait(timeout=20)

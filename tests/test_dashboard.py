@@ -1,12 +1,10 @@
 """Every page through Streamlit's AppTest, on tiny generated data and a temporary runs folder."""
-import time
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import open_app
 from core.launcher import start_training, wait_for
-from core.runs import Run, list_runs
+from core.runs import list_runs
 from core.train import TrainConfig
 
 PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
@@ -25,15 +23,6 @@ def no_data(monkeypatch, tmp_path):
     monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
 
 
-def app(page=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def texts(at) -> str:
     parts = [e.value for kind in ("markdown", "error", "info", "success", "warning", "caption", "title", "subheader")
              for e in getattr(at, kind)]
@@ -42,25 +31,25 @@ def texts(at) -> str:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_with_data(env, page):
-    at = app(page)
+    at = open_app(page)
     assert "no data found" not in texts(at)
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_without_data(no_data, page):
-    at = app(page)
+    at = open_app(page)
     assert "no data found" in texts(at)
 
 
 def test_data_page_without_data_explains_and_offers_download(no_data):
-    at = app("dashboard/data_page.py")
+    at = open_app("dashboard/data_page.py")
     assert "No data found in" in at.error[0].value and "--data-dir" in at.error[0].value
     labels = [b.label for b in at.button]
     assert "Download CIFAR-10" in labels and "Check again" in labels
 
 
 def test_data_page_shows_counts_grid_and_filter(env):
-    at = app("dashboard/data_page.py")
+    at = open_app("dashboard/data_page.py")
     assert [m.value for m in at.metric][:3] == ["36", "12", "3"]
     assert len(at.get("image")) == 32  # 36 images, 32 shown
     at.selectbox[0].select("green").run()
@@ -73,7 +62,7 @@ def test_data_page_shows_counts_grid_and_filter(env):
 
 
 def test_overview_points_at_next_step(env):
-    at = app()
+    at = open_app()
     assert "Data is ready" in texts(at)
     assert [m.value for m in at.metric][0] == "48 images"
 
@@ -83,7 +72,7 @@ def _number(at, label):
 
 
 def test_train_form_rejects_bad_values_with_messages(env):
-    at = app("dashboard/train_page.py")
+    at = open_app("dashboard/train_page.py")
     _number(at, "Epochs").set_value(0)
     _number(at, "Learning rate").set_value(-1.0)
     _number(at, "Momentum").set_value(1.5)
@@ -95,7 +84,7 @@ def test_train_form_rejects_bad_values_with_messages(env):
 
 
 def test_start_a_run_and_see_it_finish(env):
-    at = app("dashboard/train_page.py")
+    at = open_app("dashboard/train_page.py")
     _number(at, "Learning rate").set_value(0.01)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception
@@ -110,7 +99,7 @@ def test_start_a_run_and_see_it_finish(env):
     assert at.selectbox[0].value == f"Run {runs[0].id}" and at.metric[0].value.endswith(" %")
 
     # a second tab (a fresh session) finds the same run on the Runs page
-    runs_page = app("dashboard/runs_page.py")
+    runs_page = open_app("dashboard/runs_page.py")
     table = runs_page.dataframe[0].value
     assert list(table["name"]) == [runs[0].id] and list(table["state"]) == ["done"]
     assert any(b.label == "Download model.pth" for b in runs_page.get("download_button"))
@@ -119,7 +108,7 @@ def test_start_a_run_and_see_it_finish(env):
 def test_stop_button_stops_the_run(env, tiny_tree):
     run = start_training(TrainConfig(epochs=500, lr=0.01), env, data_dir=str(tiny_tree))
     assert wait_for(run, ("running",), 60) == "running"
-    at = app("dashboard/train_page.py")  # a new session finds the running run
+    at = open_app("dashboard/train_page.py")  # a new session finds the running run
     assert f"Run {run.id}" in texts(at)
     next(b for b in at.button if b.label == "Stop training").click().run()
     assert wait_for(run, ("stopped",), 10) == "stopped"
@@ -131,14 +120,14 @@ def test_stop_button_stops_the_run(env, tiny_tree):
 def test_runs_page_rename_and_delete(env, tiny_tree):
     run = start_training(TrainConfig(epochs=1, lr=0.01), env, data_dir=str(tiny_tree))
     assert wait_for(run, ("done", "failed"), 90) == "done"
-    at = app("dashboard/runs_page.py")
+    at = open_app("dashboard/runs_page.py")
     at.text_input[0].set_value("../outside")
     next(b for b in at.button if b.label == "Rename").click().run()
     assert "not a valid run name" in at.error[0].value
     at.text_input[0].set_value("baseline")
     next(b for b in at.button if b.label == "Rename").click().run()
     assert [r.id for r in list_runs(env)] == ["baseline"]
-    at = app("dashboard/runs_page.py")
+    at = open_app("dashboard/runs_page.py")
     delete = next(b for b in at.button if b.label == "Delete")
     assert delete.disabled
     at.checkbox[0].check().run()
@@ -147,11 +136,11 @@ def test_runs_page_rename_and_delete(env, tiny_tree):
 
 
 def test_train_form_checks_the_number_of_processes(env):
-    at = app("dashboard/train_page.py")
+    at = open_app("dashboard/train_page.py")
     _number(at, "Processes (DDP)").set_value(0)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("**Processes (DDP)**: must be between 1 and" in e.value for e in at.error)
-    at = app("dashboard/train_page.py")
+    at = open_app("dashboard/train_page.py")
     _number(at, "Processes (DDP)").set_value(2)
     _number(at, "Batch size").set_value(1)
     next(b for b in at.button if b.label == "Start training").click().run()

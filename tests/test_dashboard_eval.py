@@ -3,10 +3,9 @@ import pickle
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 import image_zoo
-from conftest import ROOT
+from conftest import open_app
 from core.launcher import start_training, wait_for
 from core.models import Net
 from core.train import TrainConfig
@@ -26,16 +25,8 @@ def finished_run(env, tiny_tree):
     return run
 
 
-def page(name) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page(f"dashboard/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
 def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
-    at = page("evaluate_page")
+    at = open_app("dashboard/evaluate_page.py")
     assert at.selectbox[0].value == f"Run {finished_run.id}"  # the newest run is preselected
     metrics = finished_run.metrics()
     assert at.metric[0].value == f"{100 * metrics['accuracy']:.2f} %"
@@ -50,7 +41,7 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
 
 
 def test_evaluate_refuses_unsafe_and_mismatched_checkpoints(env, tmp_path):
-    at = page("evaluate_page")
+    at = open_app("dashboard/evaluate_page.py")
     at.radio[0].set_value("Upload a .pth file").run()
     marker = tmp_path / "executed"
 
@@ -83,7 +74,7 @@ def test_evaluate_refuses_unsafe_and_mismatched_checkpoints(env, tmp_path):
 
 
 def test_classify_every_good_upload_kind(env):
-    at = page("classify_page")
+    at = open_app("dashboard/classify_page.py")
     assert "Default model (shipped)" in at.selectbox[0].options
     files = image_zoo.good()
     at.file_uploader[0].set_value([(name, data, "image/*") for name, data in files.items()])
@@ -96,7 +87,7 @@ def test_classify_every_good_upload_kind(env):
 
 
 def test_classify_bad_uploads_get_messages_and_the_page_keeps_working(env):
-    at = page("classify_page")
+    at = open_app("dashboard/classify_page.py")
     bad = image_zoo.bad()
     files = [(name, data, "image/*") for name, (data, _) in bad.items()] + [("ok.jpg", image_zoo.good()["photo.jpg"], "image/jpeg")]
     at.file_uploader[0].set_value(files)
@@ -110,7 +101,7 @@ def test_classify_bad_uploads_get_messages_and_the_page_keeps_working(env):
 
 
 def test_classify_test_images_with_a_run(finished_run):
-    at = page("classify_page")
+    at = open_app("dashboard/classify_page.py")
     at.selectbox[0].select(f"Run {finished_run.id}").run()
     next(b for b in at.button if b.label == "Pick random test images").click().run()
     assert not at.exception and len(at.get("plotly_chart")) == 4

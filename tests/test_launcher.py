@@ -1,5 +1,4 @@
 """Training as a child process, found again from its run directory."""
-import json
 import os
 import signal
 import time
@@ -7,7 +6,7 @@ import time
 import pytest
 
 from core.launcher import reserve_run_dir, resume_training, start_training, stop_training, wait_for
-from core.runs import EventReader, Run, list_runs, resolve_run
+from core.runs import EventReader, list_runs, resolve_run
 from core.train import TrainConfig
 
 QUICK = TrainConfig(epochs=2, lr=0.01, log_interval=3)

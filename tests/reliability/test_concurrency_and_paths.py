@@ -3,9 +3,8 @@ import threading
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import open_app
 from core.launcher import start_training, stop_training, wait_for
 from core.models import Net
 from core.runs import list_runs, rename_run
@@ -22,16 +21,8 @@ def env(monkeypatch, tmp_path, tiny_tree):
     return tmp_path
 
 
-def page(name) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page(f"dashboard/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
 def test_two_sessions_starting_at_once_get_two_runs_and_stopping_one_spares_the_other(env):
-    sessions = [page("train_page") for _ in range(2)]
+    sessions = [open_app("dashboard/train_page.py") for _ in range(2)]
     for at in sessions:
         next(n for n in at.number_input if n.label == "Epochs").set_value(500)
     barrier = threading.Barrier(2)
@@ -63,10 +54,10 @@ def test_runs_page_shows_half_made_runs_without_breaking(env):
     (root / "torn").mkdir()
     (root / "torn" / "config.json").write_text("{not json")
     (root / "torn" / "events.jsonl").write_text('{"type": "status", "status": "running", "pid": 1}\n{"type": "st')
-    at = page("runs_page")
+    at = open_app("dashboard/runs_page.py")
     states = dict(zip(at.dataframe[0].value["name"], at.dataframe[0].value["state"]))
     assert states == {"reserved-only": "failed", "config-only": "failed", "torn": "interrupted"}
-    for at in (page("overview"), page("train_page"), page("evaluate_page"), page("classify_page")):
+    for at in (open_app("dashboard/overview.py"), open_app("dashboard/train_page.py"), open_app("dashboard/evaluate_page.py"), open_app("dashboard/classify_page.py")):
         assert not at.exception
 
 
@@ -89,7 +80,7 @@ def test_symlinks_out_of_runs_and_models_are_not_offered(env, tmp_path):
     (env / "models").mkdir()
     (env / "models" / "sneaky.pth").symlink_to(outside / "secret.pth")
     torch.save(Net().state_dict(), env / "models" / "mine.pth")
-    at = page("evaluate_page")
+    at = open_app("dashboard/evaluate_page.py")
     options = at.selectbox[0].options if at.selectbox else []
     assert "File models/mine.pth" in options
     assert not any("sneaky" in o for o in options)

@@ -1,24 +1,21 @@
 """The server's own defences: loopback only, XSRF on, uploads capped, and it keeps serving."""
 import os
-import subprocess
-import sys
-import time
 import tomllib
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, serve_app
 from test_browser import CHROMIUM, browser, open_page, server, settle  # noqa: F401  (the real-server fixtures)
 
 CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
 
 
 def test_config_keeps_the_server_private_and_protected():
-    server = CONFIG["server"]
-    assert server["address"] == "localhost" and server["enableXsrfProtection"] is True
-    assert server["maxUploadSize"] == 20 and server["fileWatcherType"] == "none"
+    settings = CONFIG["server"]
+    assert settings["address"] == "localhost" and settings["enableXsrfProtection"] is True
+    assert settings["maxUploadSize"] == 20 and settings["fileWatcherType"] == "none"
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -34,25 +31,14 @@ def _listening_addresses(port: int) -> set[str]:
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's socket table")
 def test_started_plainly_it_listens_on_loopback_only_and_refuses_forged_uploads(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port)], cwd=ROOT, env={**os.environ, "CIFAR_RUNS": str(tmp_path / "runs")},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, url = serve_app({**os.environ, "CIFAR_RUNS": str(tmp_path / "runs")})  # no --server.address
+    port = int(url.rsplit(":", 1)[1])
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            assert time.time() < deadline and proc.poll() is None
-            time.sleep(0.3)
         loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
         addresses = _listening_addresses(port)
         assert addresses and addresses <= loopback, addresses
         # an upload without the XSRF token (what a forged cross-site request looks like) is refused
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/_stcore/upload_file/session/file", method="PUT",
+        request = urllib.request.Request(f"{url}/_stcore/upload_file/session/file", method="PUT",
                                          data=b"--x\r\nContent-Disposition: form-data; name=\"file\"; "
                                               b"filename=\"a.png\"\r\n\r\nabc\r\n--x--\r\n",
                                          headers={"Content-Type": "multipart/form-data; boundary=x"})
