@@ -11,8 +11,8 @@ import torch
 
 
 class SGD(torch.optim.SGD):
-    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -37,6 +37,7 @@ class SGD(torch.optim.SGD):
                         else:
                             s["momentum_buffer"].mul_(group["momentum"]).add_(g)
                         buffers.append(s["momentum_buffer"])
-                grads = buffers
+                # Nesterov looks ahead: the step is the gradient plus the momentum-scaled new buffer.
+                grads = torch._foreach_add(grads, buffers, alpha=group["momentum"]) if group["nesterov"] else buffers
             torch._foreach_add_(params, grads, alpha=-group["lr"])
         return None

@@ -6,15 +6,16 @@ from core.models import Net
 from core.optim import SGD
 
 
-@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 0.0), (0.0, 0.0), (0.9, 5e-4)])
-def test_same_updates_and_state_as_torch_sgd(momentum, weight_decay):
+@pytest.mark.parametrize("momentum,weight_decay,nesterov", [(0.9, 0.0, False), (0.0, 0.0, False), (0.9, 5e-4, False),
+                                                            (0.9, 5e-4, True), (0.85, 0.0, True)])
+def test_same_updates_and_state_as_torch_sgd(momentum, weight_decay, nesterov):
     torch.manual_seed(0)
     x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
     models = []
     for cls in (torch.optim.SGD, SGD):
         torch.manual_seed(1)
         model = Net()
-        optimizer = cls(model.parameters(), lr=0.01, momentum=momentum, weight_decay=weight_decay)
+        optimizer = cls(model.parameters(), lr=0.01, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
         for i in range(10):
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(x[i * 4:(i + 1) * 4]), y[i * 4:(i + 1) * 4]).backward()
