@@ -30,6 +30,80 @@ class Net(nn.Module):
         return self.fc3(x)
 
 
+class WideNet(nn.Module):
+    """`Net` made to learn fast on a CPU: 'same' 5×5 convolutions of width w and 2w, each pooled and then
+    batch-normalised, so high learning rates are stable and a few epochs are enough. Pooling before
+    BatchNorm and ReLU runs them on a quarter of the pixels (on a CPU they cost as much as the convs)."""
+
+    def __init__(self, width: int = 16, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 5, padding=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, 2 * width, 5, padding=2, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * width)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(2 * width * 8 * 8, 128)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.pool(self.conv1(x))))
+        x = F.relu(self.bn2(self.pool(self.conv2(x))))
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class ConvGroup(nn.Module):
+    """conv → pool → BN → GELU → conv → BN → GELU: one stage of FastNet."""
+
+    def __init__(self, channels_in: int, channels_out: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, padding="same", bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = nn.BatchNorm2d(channels_out, momentum=0.4)  # quick statistics: runs last only seconds
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding="same", bias=False)
+        self.norm2 = nn.BatchNorm2d(channels_out, momentum=0.4)
+        self.activ = nn.GELU()
+
+    def forward(self, x):
+        x = self.activ(self.norm1(self.pool(self.conv1(x))))
+        return self.activ(self.norm2(self.conv2(x)))
+
+
+class FastNet(nn.Module):
+    """The airbench recipe's shape: a frozen 2×2 patch-whitening stem computed from the training
+    images (`prepare`), three conv stages of widths w, 4w, 4w, global max-pool, a linear head
+    scaled down (a fixed softmax temperature). Built for GPUs at w=64; small widths run on CPUs."""
+
+    WHITEN_CHANNELS = 24  # 12 eigenvectors of 2×2×3 patches, each with both signs
+
+    def __init__(self, width: int = 64, num_classes: int = 10):
+        super().__init__()
+        self.whiten = nn.Conv2d(3, self.WHITEN_CHANNELS, 2, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)  # fixed by `prepare`; only its bias learns
+        self.layer1 = ConvGroup(self.WHITEN_CHANNELS, width)
+        self.layer2 = ConvGroup(width, 4 * width)
+        self.layer3 = ConvGroup(4 * width, 4 * width)
+        self.head = nn.Linear(4 * width, num_classes, bias=False)
+        self.scale = 1 / 9
+
+    @torch.no_grad()
+    def prepare(self, images: torch.Tensor) -> None:
+        """Set the stem to whiten 2×2 patches of `images` (normalised, [N,3,H,W])."""
+        patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1)  # N,3,H-1,W-1,2,2
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
+        patches = patches - patches.mean(0)
+        covariance = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
+        filters = (eigenvectors.T / (eigenvalues.clamp_min(0) + 5e-4).sqrt()[:, None]).float().view(12, 3, 2, 2)
+        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight))
+
+    def forward(self, x):
+        x = F.gelu(self.whiten(x))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = torch.amax(x, dim=(2, 3))
+        return self.head(x) * self.scale
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the problem."""
 
@@ -47,9 +121,21 @@ def _infer_net(state: dict) -> tuple[int, int]:
     return state["conv1.weight"].shape[0], state["fc3.weight"].shape[0]
 
 
+def _infer_widenet(state: dict) -> tuple[int, int]:
+    return state["conv1.weight"].shape[0], state["fc2.weight"].shape[0]
+
+
+def _infer_fastnet(state: dict) -> tuple[int, int]:
+    return state["layer1.conv1.weight"].shape[0], state["head.weight"].shape[0]
+
+
 MODELS: dict[str, ModelSpec] = {
     "net": ModelSpec(Net, "The tutorial's CNN: conv 3→w→16, fc 120→84→classes (w = width, 6 in the tutorial)",
                      _infer_net, cam_layer="conv2"),
+    "widenet": ModelSpec(WideNet, "Net widened and batch-normalised for CPUs: 5×5 conv w→2w with BatchNorm, "
+                                  "fc 128 (w = 16 in the CPU presets)", _infer_widenet, cam_layer="conv2"),
+    "fastnet": ModelSpec(FastNet, "airbench-style net for GPUs: frozen whitening stem, 3 conv-BN-GELU stages "
+                                  "w→4w→4w (w = 64 on a GPU)", _infer_fastnet, cam_layer="layer3"),
 }
 
 
@@ -57,6 +143,14 @@ def build_model(name: str, width: int, num_classes: int) -> nn.Module:
     if name not in MODELS:
         raise CheckpointError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}.")
     return MODELS[name].build(width=width, num_classes=num_classes)
+
+
+def prepare_model(model: nn.Module, images: torch.Tensor) -> None:
+    """Data-dependent initialisation (FastNet's whitening stem) from normalised training images; a no-op
+    for models without one. Runs once before training, never on resume: the result is in the weights."""
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:
+        prepare(images)
 
 
 def load_state_dict(path, name: str | None = None) -> dict:
