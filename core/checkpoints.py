@@ -9,6 +9,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from core.data import CIFAR10_CLASSES
+from core.evaluate import TTA
 from core.models import MODELS, load_state_dict, model_from_state_dict
 
 
@@ -18,6 +19,7 @@ class LoadedModel:
     name: str  # registry name
     classes: list[str]
     path: Path
+    tta: str = "none"  # the test-time augmentation it was trained to be evaluated with
 
     @property
     def cam_layer(self) -> str | None:
@@ -31,7 +33,9 @@ def _metadata(path: Path) -> dict:
             data = json.loads(candidate.read_text())
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             continue
-        return {"classes": data.get("classes"), "model": data.get("train", {}).get("model") or data.get("model")}
+        train = data.get("train", {})
+        return {"classes": data.get("classes"), "model": train.get("model") or data.get("model"),
+                "tta": train.get("tta") or data.get("tta")}
     return {}
 
 
@@ -55,4 +59,5 @@ def load_model(target: str | Path | bytes, num_classes: int | None = None, name:
     classes = meta.get("classes")
     if not classes or len(classes) != outputs:
         classes = list(CIFAR10_CLASSES) if outputs == len(CIFAR10_CLASSES) else [f"class {i}" for i in range(outputs)]
-    return LoadedModel(model.eval(), name, list(classes), path)
+    tta = meta.get("tta") if meta.get("tta") in TTA else "none"
+    return LoadedModel(model.eval(), name, list(classes), path, tta)

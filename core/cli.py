@@ -30,6 +30,12 @@ FLAG_HELP = {
     "schedule": f"one of {list(SCHEDULES)}", "augment": "random crop + horizontal flip on the device",
     "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: torch decides)",
     "log_interval": "mini-batches per printed loss line",
+    "nesterov": "Nesterov momentum", "label_smoothing": "label smoothing of the loss, 0 to <1",
+    "decay_weights_only": "weight decay on conv/linear weights only, not on biases or norm layers",
+    "ema": "decay of a moving average of the weights that is evaluated and saved (e.g. 0.99; 0 = off)",
+    "tta": "test-time augmentation in evaluation: none, flip or flip-translate",
+    "channels_last": "NHWC memory layout (faster convolutions on CPUs and GPUs)",
+    "bf16": "bfloat16 autocast (for GPUs)", "compile": "torch.compile the model (pays off on GPUs)",
 }
 
 
@@ -177,7 +183,8 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
             return 0
         printer.line("Finished Training")
         if world.is_main:
-            metrics = evaluate(result.model, dataset.test.to(device), normalizer(data_config, device))
+            metrics = evaluate(result.model, dataset.test.to(device), normalizer(data_config, device, config.channels_last),
+                               tta=config.tta)
             run.write_metrics({**metrics.to_dict(dataset.classes), "train_seconds": result.train_seconds,
                                "epochs": config.epochs, "world_size": world.size})
             for line in tutorial_lines(metrics, dataset.classes):
@@ -202,8 +209,8 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
 def cmd_evaluate(args) -> int:
     device = choose_device(args.device)
     dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=not args.no_download))
-    model = load_model(args.target, num_classes=len(dataset.classes)).model
-    metrics = evaluate(model.to(device), dataset.test.to(device), normalizer(DataConfig(), device))
+    loaded = load_model(args.target, num_classes=len(dataset.classes))
+    metrics = evaluate(loaded.model.to(device), dataset.test.to(device), normalizer(DataConfig(), device), tta=loaded.tta)
     if args.json:
         print(json.dumps(metrics.to_dict(dataset.classes), indent=2))
     else:

@@ -243,13 +243,15 @@ def _from_blob(blob: dict, kind: str, path: Path, from_cache: bool) -> Dataset:
 
 # ---- on the training device -------------------------------------------------------------
 
-def normalizer(config: DataConfig, device: torch.device | str):
-    """uint8 [B,3,H,W] -> float, equal to ToTensor() followed by Normalize(mean, std)."""
+def normalizer(config: DataConfig, device: torch.device | str, channels_last: bool = False):
+    """uint8 [B,3,H,W] -> float, equal to ToTensor() followed by Normalize(mean, std); laid out
+    channels-last (NHWC) when the model's weights are."""
     mean = torch.tensor(config.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     std = torch.tensor(config.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def normalize(images: torch.Tensor) -> torch.Tensor:
-        return images.float().div(255).sub(mean).div(std)
+        return images.float().div(255).sub(mean).div(std).contiguous(memory_format=memory_format)
 
     return normalize
 

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from core.data import TUTORIAL_NAMES, Split
 
@@ -37,13 +38,40 @@ class EvalResult:
                 "confusion": self.confusion.tolist()}
 
 
+TTA = ("none", "flip", "flip-translate")
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`x` moved by one pixel (dy, dx in -1..1), the uncovered edge filled by reflection."""
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[-2:]
+    return padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+
+
+def tta_logits(model: nn.Module, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Logits averaged over test-time views of `inputs`: the image alone ("none"), with its mirror
+    ("flip"), or both of those also shifted one pixel up-left and down-right ("flip-translate"),
+    the unshifted views weighing as much as the shifted ones together."""
+    if tta not in TTA:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {list(TTA)}")
+    logits = model(inputs)
+    if tta == "none":
+        return logits
+    logits = (logits + model(inputs.flip(3))) / 2
+    if tta == "flip":
+        return logits
+    shifted = [model(v) for s in ((-1, -1), (1, 1)) for v in (_shift(inputs, *s), _shift(inputs.flip(3), *s))]
+    return (logits + sum(shifted) / len(shifted)) / 2
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, normalize: Callable[[torch.Tensor], torch.Tensor],
-             batch_size: int = 1000, num_classes: int | None = None) -> EvalResult:
-    """Predictions, probabilities and confusion matrix of `model` on `split` (already on its device)."""
+             batch_size: int = 1000, num_classes: int | None = None, tta: str = "none") -> EvalResult:
+    """Predictions, probabilities and confusion matrix of `model` on `split` (already on its device),
+    with test-time augmentation `tta` (see `tta_logits`)."""
     was_training = model.training
     model.eval()
-    probabilities = torch.cat([torch.softmax(model(normalize(images)).float(), 1)
+    probabilities = torch.cat([torch.softmax(tta_logits(model, normalize(images), tta).float(), 1)
                                for images in split.images.split(batch_size)])
     model.train(was_training)
     num_classes = num_classes or probabilities.shape[1]

@@ -14,10 +14,11 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from core.averaging import NoAverage, WeightAverage
 from core.data import DataConfig, DataError, Dataset, augment, normalizer
 from core.distributed import SINGLE, World
-from core.evaluate import evaluate
-from core.models import MODELS, build_model
+from core.evaluate import TTA, evaluate
+from core.models import MODELS, build_model, prepare_model
 from core.optim import SGD
 
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -52,6 +53,15 @@ class TrainConfig:
     seed: int = 0
     log_interval: int = 2000  # mini-batches per printed running loss, as the tutorial
     threads: int = 0  # CPU threads; 0 lets torch decide
+    # Beyond the tutorial (issue: Speed). Every default keeps the tutorial's behaviour.
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    decay_weights_only: bool = False  # weight decay on conv/linear weights, not on biases and norms
+    ema: float = 0.0  # decay of a moving average of the weights, evaluated and saved; 0 = off
+    tta: str = "none"  # test-time augmentation when evaluating: none, flip, flip-translate
+    channels_last: bool = False
+    bf16: bool = False  # bfloat16 autocast for the forward pass and loss
+    compile: bool = False  # torch.compile the model for training
 
     def __post_init__(self):
         problems = self.problems()
@@ -79,6 +89,11 @@ class TrainConfig:
             ("seed", 0 <= self.seed < 2**63, "must be a non-negative integer"),
             ("log_interval", 1 <= self.log_interval <= 10**9, "must be at least 1"),
             ("threads", 0 <= self.threads <= 1024, "must be between 0 (automatic) and 1024"),
+            ("label_smoothing", math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+             "must be in [0, 1)"),
+            ("ema", math.isfinite(self.ema) and 0 <= self.ema < 1, "must be in [0, 1) (0 turns averaging off)"),
+            ("tta", self.tta in TTA, f"choose one of {list(TTA)}"),
+            ("nesterov", not (self.nesterov and self.momentum == 0), "needs a momentum above 0"),
         ]
         return {name: message for name, ok, message in checks if not ok}
 
@@ -94,12 +109,26 @@ class TrainConfig:
         return cls(**values)
 
 
+# What the speed presets share: Nesterov SGD on a one-cycle schedule with label smoothing, weight
+# decay on weights only, channels-last convolutions (faster on CPUs too) and flip test-time views.
+_SPEED = dict(schedule="onecycle", momentum=0.9, nesterov=True, label_smoothing=0.1, weight_decay=5e-4,
+              decay_weights_only=True, channels_last=True, tta="flip", log_interval=100)
+
 # The tutorial, exactly: batch 4, SGD(lr=0.001, momentum=0.9), 2 epochs, loss every 2000 batches.
 PRESETS: dict[str, TrainConfig] = {
     "tutorial": TrainConfig(),
+    "fast": TrainConfig(**{**_SPEED, "model": "widenet", "width": 8, "epochs": 1, "batch_size": 128, "lr": 0.2}),
+    "cpu-best": TrainConfig(**{**_SPEED, "model": "widenet", "width": 16, "epochs": 8, "batch_size": 128, "lr": 0.2,
+                               "augment": True, "ema": 0.99}),
+    "gpu": TrainConfig(**{**_SPEED, "model": "fastnet", "width": 64, "epochs": 10, "batch_size": 1024, "lr": 2.0,
+                          "momentum": 0.85, "label_smoothing": 0.2, "weight_decay": 5e-4 , "augment": True,
+                          "ema": 0.99, "tta": "flip-translate", "bf16": True, "log_interval": 10}),
 }
 PRESET_DESCRIPTIONS = {
     "tutorial": "The tutorial exactly: Net, batch 4, SGD lr 0.001 momentum 0.9, 2 epochs (~53 %).",
+    "fast": "The tutorial's accuracy 15× sooner on a CPU: widenet, one epoch of batch 128, one-cycle (≥ 53 %).",
+    "cpu-best": "Best accuracy in the tutorial's CPU time: widenet, 8 epochs, augmentation, weight averaging (≥ 75 %).",
+    "gpu": "airbench-style for one GPU: fastnet, bf16, 10 epochs of batch 1024, flip-translate TTA (aims at 94 %).",
 }
 
 
@@ -178,6 +207,19 @@ def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
         return _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume, world)
 
 
+PREPARE_IMAGES = 5000  # training images a data-dependent initialisation (whitening) looks at
+
+
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """One group, or with `decay_weights_only` two: conv/linear weights (decayed) and the rest
+    (biases, norm scales: decaying them only fights BatchNorm). Frozen tensors are left out."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not config.decay_weights_only:
+        return [{"params": [p for _, p in trainable]}]
+    decayed = [p for _, p in trainable if p.dim() > 1]
+    return [{"params": decayed}, {"params": [p for _, p in trainable if p.dim() <= 1], "weight_decay": 0.0}]
+
+
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
 
 
@@ -186,17 +228,27 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    raw_model = build_model(config.model, config.width, len(dataset.classes)).to(device)
-    if resume is not None:
-        raw_model.load_state_dict(resume["model"])
+    normalize = normalizer(data_config, device, channels_last=config.channels_last)
+    train_set, test_set = dataset.train.to(device), dataset.test.to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+    raw_model = build_model(config.model, config.width, len(dataset.classes)).to(device, memory_format=memory_format)
+    if resume is None:
+        prepare_model(raw_model, normalize(train_set.images[:PREPARE_IMAGES]))
+    else:
+        raw_model.load_state_dict(resume.get("training_model", resume["model"]))
+    average = WeightAverage(raw_model, config.ema) if config.ema else NoAverage(raw_model)
+    if resume is not None and config.ema:
+        average.load_state_dict({"weights": resume["model"], "updates": resume["average_updates"]})
     model = raw_model
     if world.distributed:  # gradients averaged across ranks; rank 0's weights broadcast at the start
         model = torch.nn.parallel.DistributedDataParallel(
             raw_model, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = nn.CrossEntropyLoss()
-    optimizer = SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    normalize = normalizer(data_config, device)
-    train_set, test_set = dataset.train.to(device), dataset.test.to(device)
+    if config.compile:
+        model = torch.compile(model)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    optimizer = SGD(param_groups(raw_model, config), lr=config.lr, momentum=config.momentum,
+                    weight_decay=config.weight_decay, nesterov=config.nesterov)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + world.rank)
 
@@ -215,8 +267,10 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
         torch.set_rng_state(resume["torch_rng"])
 
     def checkpoint(epoch: int, step: int, epoch_shuffle_state: torch.Tensor) -> dict:
-        return {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
-                "running_loss": running_loss, "train_seconds": train_seconds,
+        # "model" is what gets used (the average when averaging); the live weights ride along to resume.
+        averaged = {"training_model": raw_model.state_dict(), "average_updates": average.updates} if config.ema else {}
+        return {"model": average.averaged.state_dict(), **averaged, "optimizer": optimizer.state_dict(),
+                "epoch": epoch, "step": step, "running_loss": running_loss, "train_seconds": train_seconds,
                 "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
 
@@ -247,13 +301,16 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             idx = world.shard(batches[i])
             images = augment(train_set.images[idx], augment_gen) if config.augment else train_set.images[idx]
             inputs, labels = normalize(images), train_set.labels[idx]
-            optimizer.param_groups[0]["lr"] = lr_at(config, epoch * steps_per_epoch + i, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(config, epoch * steps_per_epoch + i, total_steps)
 
             optimizer.zero_grad()
-            logits = model(inputs)
-            loss = criterion(logits, labels)
+            with autocast:
+                logits = model(inputs)
+                loss = criterion(logits, labels)
             loss.backward()
             optimizer.step()
+            average.update()
 
             window_loss += loss.detach()  # summed on the device; read back only when reported
             window_steps += 1
@@ -282,9 +339,9 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             running_loss += world.mean(window_loss).item()
             train_seconds += time.perf_counter() - window_start
             save_checkpoint(checkpoint(epoch, i, epoch_shuffle_state))
-            return TrainResult(raw_model, "stopped", epoch, train_seconds)
+            return TrainResult(average.averaged, "stopped", epoch, train_seconds)
         if world.is_main:  # the others go on and wait at the next step's gradient all-reduce
-            result = evaluate(raw_model, test_set, normalize)
+            result = evaluate(average.averaged, test_set, normalize, tta=config.tta)
             on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": result.accuracy,
                       "train_seconds": train_seconds})
             save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
@@ -292,7 +349,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
                                 "data, then resume the run.")
-    return TrainResult(raw_model, "done", config.epochs, train_seconds)
+    return TrainResult(average.averaged, "done", config.epochs, train_seconds)
 
 
 def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:

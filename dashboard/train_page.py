@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.launcher import start_training
 from core.models import MODELS
+from core.evaluate import TTA
 from core.train import DEVICES, PRESET_DESCRIPTIONS, PRESETS, SCHEDULES, ConfigError, TrainConfig
 from dashboard.live import live_view
 from dashboard.common import RUNNING, active_run, data_dir, dataset, events, runs_root
@@ -12,7 +13,10 @@ from dashboard.common import RUNNING, active_run, data_dir, dataset, events, run
 LABELS = {"model": "Model", "width": "Width", "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate",
           "momentum": "Momentum", "weight_decay": "Weight decay", "schedule": "LR schedule",
           "augment": "Augmentation", "device": "Device", "seed": "Seed", "log_interval": "Log every",
-          "threads": "CPU threads"}
+          "threads": "CPU threads", "nesterov": "Nesterov momentum", "label_smoothing": "Label smoothing",
+          "decay_weights_only": "Decay weights only", "ema": "Weight averaging (EMA decay)",
+          "tta": "Test-time augmentation", "channels_last": "Channels-last layout", "bf16": "bf16 autocast",
+          "compile": "torch.compile"}
 
 
 def available_devices() -> list[str]:
@@ -46,6 +50,24 @@ def config_form() -> None:
                                if base.device in devices else 0),
             augment=c.checkbox("Augment (random crop + horizontal flip)", value=base.augment),
         )
+        with st.expander("Speed and accuracy options (what the fast presets set)"):
+            d, e, f = st.columns(3)
+            values.update(
+                nesterov=d.checkbox(LABELS["nesterov"], value=base.nesterov, help="needs a momentum above 0"),
+                label_smoothing=d.number_input(LABELS["label_smoothing"], value=base.label_smoothing, step=0.05,
+                                               format="%.2f", help="0 ≤ smoothing < 1"),
+                decay_weights_only=d.checkbox(LABELS["decay_weights_only"], value=base.decay_weights_only,
+                                              help="Weight decay on conv/linear weights, not biases or norms"),
+                ema=e.number_input(LABELS["ema"], value=base.ema, step=0.01, format="%.3f",
+                                   help="Evaluate and save a moving average of the weights; 0 turns it off"),
+                tta=e.selectbox(LABELS["tta"], TTA, index=TTA.index(base.tta),
+                                help="Average the predictions over mirrored (and shifted) copies"),
+                channels_last=f.checkbox(LABELS["channels_last"], value=base.channels_last,
+                                         help="NHWC memory layout: faster convolutions on CPUs and GPUs"),
+                bf16=f.checkbox(LABELS["bf16"], value=base.bf16, help="bfloat16 autocast; pays off on GPUs"),
+                compile=f.checkbox(LABELS["compile"], value=base.compile,
+                                   help="Compiles the model first (tens of seconds); pays off on GPUs"),
+            )
         gpus = torch.cuda.device_count()
         processes = c.number_input(
             "Processes (DDP)", value=1, step=1,

@@ -8,15 +8,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.data import DataConfig, load_dataset
+from core.evaluate import TTA
 from core.launcher import train_args
+from core.models import MODELS
 from core.train import ConfigError, TrainConfig, choose_device, train
 
 VALID = {
-    "model": st.just("net"), "width": st.integers(1, 64), "epochs": st.integers(1, 1000),
+    "model": st.sampled_from(sorted(MODELS)), "width": st.integers(1, 64), "epochs": st.integers(1, 1000),
     "batch_size": st.integers(1, 65536), "lr": st.floats(1e-6, 10), "momentum": st.floats(0, 0.999),
     "weight_decay": st.floats(0, 1), "schedule": st.sampled_from(["constant", "cosine", "onecycle"]),
     "augment": st.booleans(), "device": st.sampled_from(["auto", "cpu"]), "seed": st.integers(0, 2**40),
     "log_interval": st.integers(1, 10**6), "threads": st.integers(0, 2),
+    "nesterov": st.booleans(), "label_smoothing": st.floats(0, 0.999), "decay_weights_only": st.booleans(),
+    "ema": st.floats(0, 0.999), "tta": st.sampled_from(TTA), "channels_last": st.booleans(), "bf16": st.booleans(),
+    "compile": st.just(False),  # compiling takes tens of seconds a time; test_speed.py compiles once
 }
 INVALID = {
     "width": st.one_of(st.integers(max_value=0), st.integers(min_value=513)),
@@ -27,12 +32,16 @@ INVALID = {
     "momentum": st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1), st.just(math.nan)),
     "weight_decay": st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1, exclude_min=True)),
     "schedule": st.text().filter(lambda s: s not in ("constant", "cosine", "onecycle")),
-    "model": st.text().filter(lambda s: s != "net"),
+    "model": st.text().filter(lambda s: s not in MODELS),
     "device": st.text().filter(lambda s: s not in ("auto", "cpu", "cuda", "mps") and not s.startswith("cuda:")),
     "seed": st.integers(max_value=-1),
     "log_interval": st.integers(max_value=0),
     "threads": st.one_of(st.integers(max_value=-1), st.integers(min_value=1025)),
     "augment": st.one_of(st.integers(), st.text(), st.none()),
+    "label_smoothing": st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1), st.just(math.nan)),
+    "ema": st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1), st.just(math.inf)),
+    "tta": st.text().filter(lambda s: s not in TTA),
+    "compile": st.one_of(st.integers(), st.text(), st.none()),
 }
 KINDS = {"int": st.one_of(st.text(), st.none(), st.booleans(), st.floats()), "float": st.one_of(st.text(), st.none()),
          "str": st.one_of(st.integers(), st.none()), "bool": st.one_of(st.integers(), st.text(), st.none())}
@@ -45,6 +54,8 @@ def invalid_configs(draw):
     wrong_type = draw(st.sampled_from([f.name for f in fields(TrainConfig)]))
     for name in broken:
         values[name] = draw(INVALID[name])
+    if values["nesterov"] is True and values["momentum"] == 0:
+        broken.append("nesterov")  # Nesterov needs momentum
     if draw(st.booleans()):
         values[wrong_type] = draw(KINDS[{f.name: f.type for f in fields(TrainConfig)}[wrong_type]])
         broken.append(wrong_type)
@@ -69,7 +80,7 @@ def tiny(tmp_path_factory):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.fixed_dictionaries(VALID))
+@given(st.fixed_dictionaries(VALID).filter(lambda v: not (v["nesterov"] and v["momentum"] == 0)))
 def test_every_valid_config_starts(tiny, values):
     config = TrainConfig.from_dict(values)
     from core.cli import _parser  # the CLI accepts exactly these flags and rebuilds the same config
