@@ -30,25 +30,46 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def run_measured(command: list[str], cwd, env=None) -> tuple[str, float]:
+    """Run `command` to completion; its stdout and its peak resident memory in MiB (the largest of it
+    and the children it waited for, e.g. DataLoader workers), from the kernel's own accounting."""
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{text[-2000:]}")
+    return text, usage.ru_maxrss / 1024
+
+
 def run_seed(script: Path, data_dir: Path, epochs: int) -> dict:
     with tempfile.TemporaryDirectory() as cwd:  # it writes ./cifar_net.pth
-        out = subprocess.run([sys.executable, str(script), str(data_dir), str(epochs)], cwd=cwd,
-                             capture_output=True, text=True, check=True)
-    m = re.search(r"RESULT load_s=([\d.]+) train_s=([\d.]+) train_eval_s=([\d.]+) acc=([\d.]+)", out.stdout)
-    return {"train_s": float(m[2]), "accuracy": float(m[4]), "load_s": float(m[1])}
+        stdout, peak = run_measured([sys.executable, str(script), str(data_dir), str(epochs)], cwd=cwd)
+    m = re.search(r"RESULT load_s=([\d.]+) train_s=([\d.]+) train_eval_s=([\d.]+) acc=([\d.]+)", stdout)
+    return {"train_s": float(m[2]), "accuracy": float(m[4]), "load_s": float(m[1]), "peak_mib": peak,
+            "images": 50000 * epochs}
 
 
-def run_ours(data_dir: Path, epochs: int, extra: list[str]) -> dict:
+def run_ours(data_dir: Path, extra: list[str], preset: str = "tutorial") -> dict:
+    """`python -m core train --preset PRESET` as a user types it, in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "core", "train", "--preset", "tutorial", "--epochs", str(epochs),
-                        "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--no-download", "--no-progress",
-                        *extra], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        _, peak = run_measured([sys.executable, "-m", "core", "train", "--preset", preset, "--data-dir", str(data_dir),
+                                "--run-dir", str(run_dir), "--no-download", "--no-progress", *extra], cwd=ROOT, env=env)
         wall = time.perf_counter() - start
         metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"train_s": metrics["train_seconds"], "accuracy": 100 * metrics["accuracy"], "wall_s": wall}
+    return {"train_s": metrics["train_seconds"], "accuracy": 100 * metrics["accuracy"], "wall_s": wall,
+            "peak_mib": peak, "images": 50000 * metrics["epochs"]}
+
+
+def fill_cache(data_dir: Path) -> None:
+    """Decode the tree into our cache outside any timed run (the seed script's decode is untimed too)."""
+    subprocess.run([sys.executable, "-c", f"from core.data import *; load_dataset(DataConfig(data_dir={str(data_dir)!r}, download=False))"],
+                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
 
 
 def main() -> None:
@@ -61,14 +82,12 @@ def main() -> None:
     if not (data_dir / "train").is_dir() or not script.is_file():
         sys.exit(f"error: needs a class-per-folder tree at {data_dir} and the seed script at {script}")
 
-    # fill our decode cache outside the timed run (the seed script's decode is untimed too)
-    subprocess.run([sys.executable, "-c", f"from core.data import *; load_dataset(DataConfig(data_dir={str(data_dir)!r}, download=False))"],
-                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    fill_cache(data_dir)
     print(f"machine: {machine()}")
     print(f"data: {data_dir}, {args.epochs} epochs, batch 4, SGD(lr=0.001, momentum=0.9)", flush=True)
     seed = run_seed(script, data_dir, args.epochs)
     print(f"tutorial's code : train {seed['train_s']:6.1f} s  accuracy {seed['accuracy']:.2f} %", flush=True)
-    ours = run_ours(data_dir, args.epochs, [])
+    ours = run_ours(data_dir, ["--epochs", str(args.epochs)])
     print(f"tutorial preset : train {ours['train_s']:6.1f} s  accuracy {ours['accuracy']:.2f} %  "
           f"(whole command {ours['wall_s']:.1f} s, start-up, cached load and evaluation included)")
     print(f"speed ratio (training time, tutorial's code / ours): {seed['train_s'] / ours['train_s']:.2f}x")

@@ -20,13 +20,15 @@ from core.data import DataConfig, DataError, load_dataset, normalizer
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
+from core.interpret import predict
 from core.models import MODELS
 from core.runs import Run, new_run_id
 from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
 
 
 FLAG_HELP = {
-    "model": f"one of {sorted(MODELS)}", "width": "conv1 outputs = conv2 inputs (the tutorial's exercise)",
+    "model": f"one of {sorted(MODELS)}",
+    "width": "first layer's channels (net: conv1 outputs = conv2 inputs, the tutorial's exercise)",
     "schedule": f"one of {list(SCHEDULES)}", "augment": "random crop + horizontal flip on the device",
     "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: torch decides)",
     "log_interval": "mini-batches per printed loss line",
@@ -232,8 +234,7 @@ def cmd_predict(args) -> int:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        with torch.inference_mode():
-            probabilities = torch.softmax(model(normalize(images)), 1)[0]
+        probabilities = torch.tensor(predict(model, images, normalize, tta=loaded.tta)[0].probabilities)
         top = probabilities.topk(min(args.top, len(classes)))
         shown = ", ".join(f"{classes[i]} {100 * p:.1f} %" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         print(f"{name}: {shown}")

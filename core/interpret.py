@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.evaluate import EvalResult
+from core.evaluate import EvalResult, tta_logits
 
 
 def row_normalised(confusion: torch.Tensor) -> torch.Tensor:
@@ -54,10 +54,10 @@ class Prediction:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, normalize: Callable) -> list[Prediction]:
-    """[B,3,32,32] uint8 -> one Prediction per image."""
+def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: str = "none") -> list[Prediction]:
+    """[B,3,32,32] uint8 -> one Prediction per image, averaged over the test-time views `tta`."""
     model.eval()
-    probabilities = torch.softmax(model(normalize(images)).float(), 1).cpu()
+    probabilities = torch.softmax(tta_logits(model, normalize(images), tta).float(), 1).cpu()
     return [Prediction(p.tolist(), int(p.argmax())) for p in probabilities]
 
 

@@ -123,3 +123,19 @@ def probability_figure(classes: list[str], probabilities: list[float]) -> go.Fig
     fig.update_xaxes(range=[0, 115])
     fig.update_layout(height=60 + 28 * len(classes), showlegend=False)
     return fig
+
+
+def accuracy_vs_time_figure(labels: list[str], seconds: list[float], accuracies: list[float],
+                            targets: dict[str, float] | None = None) -> go.Figure:
+    """Final test accuracy (%) against training time, one labelled point per run; time on a log axis
+    because presets differ by orders of magnitude. `targets` draws named accuracy lines (fractions)."""
+    fig = go.Figure(go.Scatter(x=seconds, y=[100 * a for a in accuracies], mode="markers+text", text=labels,
+                               textposition="top center", cliponaxis=False,
+                               marker=dict(size=12, color=[PALETTE[i % len(PALETTE)] for i in range(len(labels))])))
+    for name, value in (targets or {}).items():
+        fig.add_hline(y=100 * value, line_dash="dot", line_color="gray", annotation_text=name,
+                      annotation_position="top left")
+    fig = _layout(fig, "Accuracy vs training time", "training time (s, log scale)", "test accuracy (%)")
+    fig.update_xaxes(type="log")
+    fig.update_layout(showlegend=False)
+    return fig

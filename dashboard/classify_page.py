@@ -71,7 +71,7 @@ for name, content in items:
         st.error(f"**{name}**: {str(exc).replace('the upload', 'this file')}")
         rows.append({"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"})
         continue
-    result = predict(loaded.model, tensor.unsqueeze(0), normalize)[0]
+    result = predict(loaded.model, tensor.unsqueeze(0), normalize, tta=loaded.tta)[0]
     top3 = sorted(range(len(loaded.classes)), key=lambda i: -result.probabilities[i])[:3]
     rows.append({"image": name, "prediction": loaded.classes[result.top],
                  "confidence": round(100 * result.probabilities[result.top], 2),

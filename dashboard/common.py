@@ -144,7 +144,8 @@ def _evaluation(key: str, mtime: float, data_path: str, _loaded):
     from core.data import normalizer
 
     ds = _dataset(data_path)
-    return evaluate(_loaded.model, ds.test, normalizer(DataConfig(), "cpu"), num_classes=len(ds.classes))
+    return evaluate(_loaded.model, ds.test, normalizer(DataConfig(), "cpu"), num_classes=len(ds.classes),
+                    tta=_loaded.tta)
 
 
 def evaluation(loaded, key: str, mtime: float):

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.launcher import resume_training
 from core.runs import curves, delete_run, list_runs, rename_run
-from dashboard.charts import Series, accuracy_figure, loss_figure
+from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from dashboard.common import RUNNING, events, fmt_seconds, runs_root
 
 st.title("Runs")
@@ -43,6 +43,11 @@ left.plotly_chart(loss_figure(loss), width="stretch")
 right.plotly_chart(accuracy_figure(accuracy), width="stretch")
 
 if len(selected) != 1:
+    chosen = {r.id for r in selected}
+    points = [s for s in rows if s["id"] in chosen and s["best_accuracy"] is not None and s["train_seconds"] > 0]
+    if len(points) > 1:  # which run bought its accuracy cheapest
+        st.plotly_chart(accuracy_vs_time_figure([p["id"] for p in points], [p["train_seconds"] for p in points],
+                                                [p["best_accuracy"] for p in points]), width="stretch")
     st.stop()
 run = selected[0]
 summary = next(s for s in rows if s["id"] == run.id)

@@ -36,7 +36,8 @@ def config_form() -> None:
             model=a.selectbox(LABELS["model"], models, index=models.index(base.model),
                               format_func=lambda m: f"{m} — {MODELS[m].description}"),
             width=a.number_input(LABELS["width"], value=base.width, step=1,
-                                 help="Channels out of conv1 and into conv2 (the tutorial's exercise); 1–512"),
+                                 help="Channels of the first layer: for net, conv1's outputs = conv2's inputs (the "
+                                      "tutorial's exercise); widenet and fastnet widen from it; 1–512"),
             epochs=a.number_input(LABELS["epochs"], value=base.epochs, step=1, help="1–1000"),
             seed=a.number_input(LABELS["seed"], value=base.seed, step=1, help="Same seed, same run (on a CPU)"),
             batch_size=b.number_input(LABELS["batch_size"], value=base.batch_size, step=1, help="1–65536"),

@@ -1,4 +1,5 @@
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,6 +43,12 @@ def _isolated_env(monkeypatch, tmp_path):
     """Tests never read the developer's data dir or write caches outside tmp."""
     monkeypatch.delenv("CIFAR_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (what .ci/run installs), or $CHROMIUM; None when there is none."""
+    return next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
+                             "/usr/bin/chromium") if p and Path(p).exists()), None)
 
 
 def real_cifar_dir() -> Path | None:

@@ -4,16 +4,13 @@ Skips only when no Chromium is installed (.ci/run installs it). Screenshots of e
 in test-artifacts/screenshots/ (the README's pictures are copies of them).
 """
 import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_tree, real_cifar_dir, serve_app
+from conftest import ROOT, chromium_path, make_tree, real_cifar_dir, serve_app
 
-CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
-                             "/usr/bin/chromium") if p and Path(p).exists()), None)
+CHROMIUM = chromium_path()
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
 

@@ -1,7 +1,8 @@
 import plotly.graph_objects as go
 import pytest
 
-from dashboard.charts import MAX_RAW_POINTS, Series, accuracy_figure, class_counts_figure, loss_figure, smooth, thin
+from dashboard.charts import (MAX_RAW_POINTS, Series, accuracy_figure, accuracy_vs_time_figure, class_counts_figure,
+                              loss_figure, smooth, thin)
 
 
 def test_smoothing_starts_at_the_data_and_follows_it():
@@ -37,3 +38,9 @@ def test_class_counts_figure_groups_splits():
     fig = class_counts_figure(["cat", "dog"], {"train": [5, 6], "test": [1, 2]})
     assert [t.name for t in fig.data] == ["train", "test"] and list(fig.data[0].y) == [5, 6]
     assert fig.layout.barmode == "group"
+
+
+def test_accuracy_vs_time_figure_labels_points_on_a_log_axis():
+    fig = accuracy_vs_time_figure(["tutorial", "fast"], [45.0, 6.0], [0.53, 0.64], targets={"53 %": 0.53})
+    assert list(fig.data[0].text) == ["tutorial", "fast"] and list(fig.data[0].y) == pytest.approx([53.0, 64.0])
+    assert fig.layout.xaxis.type == "log" and fig.layout.shapes[0].y0 == pytest.approx(53.0)

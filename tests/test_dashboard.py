@@ -146,3 +146,22 @@ def test_train_form_checks_the_number_of_processes(env):
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("at least the number of processes (2)" in e.value for e in at.error)
     assert list_runs(env) == []
+
+
+def test_a_speed_preset_fills_the_form_and_its_options_reach_the_run(env):
+    at = open_app("dashboard/train_page.py")
+    preset = at.selectbox[0]
+    assert [o.split(" — ")[0] for o in preset.options] == ["tutorial", "fast", "cpu-best", "gpu"]
+    preset.select(next(o for o in preset.options if o.startswith("fast —"))).run()
+    model = next(s for s in at.selectbox if s.label == "Model")
+    assert model.value == "widenet" and _number(at, "Batch size").value == 128
+    assert next(c for c in at.checkbox if c.label == "Nesterov momentum").value
+    assert next(s for s in at.selectbox if s.label == "Test-time augmentation").value == "flip"
+    next(c for c in at.checkbox if c.label == "Channels-last layout").uncheck()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    run = list_runs(env)[0]
+    assert wait_for(run, ("done", "failed"), 90) == "done", run.log_file.read_text()
+    config = run.config()
+    assert config["preset"] == "fast" and config["train"]["model"] == "widenet"
+    assert config["train"]["nesterov"] and config["train"]["tta"] == "flip" and not config["train"]["channels_last"]

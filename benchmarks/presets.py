@@ -1,0 +1,153 @@
+"""The speed presets against the tutorial's own code: same data, same machine, one invocation.
+
+    python benchmarks/presets.py [--data-dir data/cifar10-jpeg] [--plot docs/presets.png] [--json out.json]
+    python benchmarks/presets.py --gpu [--seeds 5]       # adds the gpu preset, when CUDA is present
+    python benchmarks/presets.py --only-gpu [--seeds 5]  # the gpu preset alone
+
+Runs the tutorial's code (../shared/bench/seed_tutorial.py) and then `python -m core train --preset P`
+for P in tutorial, fast, cpu-best, each in a fresh process as a user would type it. Prints, for each,
+the training seconds (evaluation and start-up excluded on both sides), test accuracy, training
+images/s, peak resident memory and how many times shorter its training was than the tutorial
+code's, then checks the targets: fast ≥ 53 % at ≥ 15× shorter, cpu-best ≥ 75 % within the
+tutorial code's time. With --gpu, trains the gpu preset N times (seeds 0..N-1) in this process on
+CUDA and prints the mean accuracy, the mean training seconds to reach 94 % and peak GPU memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tutorial_vs_seed import ROOT, fill_cache, machine, run_ours, run_seed  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+TARGETS = {"fast": (0.53, 15.0), "cpu-best": (0.75, 1.0)}  # (accuracy, times shorter than the tutorial's code)
+GPU_TARGET = 0.94
+
+
+def row(name: str, r: dict, baseline_s: float) -> str:
+    return (f"{name:16s} train {r['train_s']:7.1f} s  accuracy {r['accuracy']:6.2f} %  "
+            f"{r['images'] / r['train_s']:8.0f} images/s  peak {r['peak_mib']:6.0f} MiB  "
+            f"{baseline_s / r['train_s']:6.1f}x shorter")
+
+
+def check(results: dict) -> list[str]:
+    """One line per target: met or missed, with the figures."""
+    lines, seed_s = [], results["tutorial's code"]["train_s"]
+    for preset, (accuracy, ratio) in TARGETS.items():
+        r = results[preset]
+        ok = r["accuracy"] >= 100 * accuracy and seed_s / r["train_s"] >= ratio
+        lines.append(f"{'met   ' if ok else 'MISSED'} {preset}: ≥ {100 * accuracy:.0f} % at ≥ {ratio:g}x shorter "
+                     f"than the tutorial's code -> {r['accuracy']:.2f} % at {seed_s / r['train_s']:.1f}x")
+    return lines
+
+
+def run_gpu(data_dir: Path, seeds: int) -> dict:
+    import torch
+
+    from core.data import DataConfig, load_dataset
+    from core.train import PRESETS, TrainConfig, choose_device, train
+
+    device = choose_device("cuda")
+    data_config = DataConfig(data_dir=str(data_dir), download=False)
+    dataset = load_dataset(data_config)
+    config = PRESETS["gpu"]
+    # One untimed warm-up epoch: cuDNN autotuning and CUDA start-up belong to no particular run.
+    train(TrainConfig(**{**config.to_dict(), "epochs": 1}), dataset, device, data_config=data_config)
+    accuracies, to_target, seconds = [], [], []
+    torch.cuda.reset_peak_memory_stats(device)
+    for seed in range(seeds):
+        epochs = []
+        result = train(TrainConfig(**{**config.to_dict(), "seed": seed}), dataset, device, data_config=data_config,
+                       on_event=lambda e: epochs.append(e) if e["type"] == "epoch" else None)
+        accuracies.append(epochs[-1]["test_accuracy"])
+        seconds.append(result.train_seconds)
+        reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= GPU_TARGET]
+        to_target.append(reached[0] if reached else float("nan"))
+        print(f"  gpu seed {seed}: {100 * accuracies[-1]:.2f} % in {seconds[-1]:.2f} s "
+              f"(94 % {'at %.2f s' % reached[0] if reached else 'not reached'})", flush=True)
+    return {"device": torch.cuda.get_device_name(device), "seeds": seeds,
+            "accuracy_mean": 100 * statistics.mean(accuracies),
+            "accuracy_std": 100 * statistics.pstdev(accuracies), "train_s": statistics.mean(seconds),
+            "seconds_to_94": statistics.mean(to_target), "reached_94": sum(s == s for s in to_target),
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+            "images": 50000 * config.epochs}
+
+
+def save_plot(results: dict, path: Path) -> None:
+    """Accuracy vs training time, drawn with the dashboard's own chart builder, rendered to PNG by
+    the Chromium the browser tests use (plotly's image export would need another dependency)."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.charts import accuracy_vs_time_figure
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import chromium_path
+
+    labels = list(results)
+    fig = accuracy_vs_time_figure(labels, [results[k]["train_s"] for k in labels],
+                                  [results[k]["accuracy"] / 100 for k in labels],
+                                  targets={"fast target 53 %": 0.53, "cpu-best target 75 %": 0.75})
+    fig.update_layout(width=900, height=480, title=f"Accuracy vs training time ({machine().split(',')[0]})")
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 900, "height": 480})
+        page.set_content(html, wait_until="load")
+        page.wait_for_selector(".main-svg")
+        page.screenshot(path=str(path))
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--seed-script", default=str(ROOT.parent / "shared" / "bench" / "seed_tutorial.py"))
+    parser.add_argument("--gpu", action="store_true", help="add the gpu preset (needs CUDA)")
+    parser.add_argument("--seeds", type=int, default=5, help="gpu preset runs to average")
+    parser.add_argument("--only-gpu", action="store_true", help="skip the CPU runs (a GPU machine's time is short)")
+    parser.add_argument("--plot", help="write the accuracy-vs-time chart to this PNG")
+    parser.add_argument("--json", help="write all figures to this JSON file")
+    parser.add_argument("--replot", metavar="JSON", help="only redraw --plot from a JSON file an earlier run wrote")
+    args = parser.parse_args()
+    if args.replot:
+        save_plot({k: v for k, v in json.loads(Path(args.replot).read_text())["results"].items() if k != "gpu"},
+                  Path(args.plot or "docs/presets.png"))
+        return
+    data_dir, script = Path(args.data_dir), Path(args.seed_script)
+    if not (data_dir / "train").is_dir() or not script.is_file():
+        sys.exit(f"error: needs a class-per-folder tree at {data_dir} and the seed script at {script}")
+    if (args.gpu or args.only_gpu):
+        import torch
+        if not torch.cuda.is_available():
+            sys.exit("error: --gpu needs a CUDA GPU and none is visible; run without --gpu for the CPU presets")
+
+    fill_cache(data_dir)
+    print(f"machine: {machine()}", flush=True)
+    results = {}
+    if not args.only_gpu:
+        results["tutorial's code"] = run_seed(script, data_dir, 2)
+        seed_s = results["tutorial's code"]["train_s"]
+        print(row("tutorial's code", results["tutorial's code"], seed_s), flush=True)
+        for preset in ("tutorial", "fast", "cpu-best"):
+            results[preset] = run_ours(data_dir, ["--device", "cpu"], preset=preset)
+            print(row(preset, results[preset], seed_s), flush=True)
+        print("\n".join(check(results)))
+    if args.gpu or args.only_gpu:
+        gpu = run_gpu(data_dir, args.seeds)
+        results["gpu"] = gpu
+        print(f"gpu preset on {gpu['device']}: {gpu['accuracy_mean']:.2f} ± {gpu['accuracy_std']:.2f} % over "
+              f"{gpu['seeds']} seeds, {gpu['train_s']:.2f} s of training, 94 % reached by {gpu['reached_94']} "
+              f"in {gpu['seconds_to_94']:.2f} s on average, {gpu['images'] / gpu['train_s']:.0f} images/s, "
+              f"peak GPU memory {gpu['peak_gpu_mib']:.0f} MiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+    if args.plot and not args.only_gpu:
+        save_plot({k: v for k, v in results.items() if k != "gpu"}, Path(args.plot))
+        print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
