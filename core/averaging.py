@@ -33,9 +33,6 @@ class WeightAverage:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(self._average, self._live, 1 - decay)
 
-    def state_dict(self) -> dict:
-        return {"weights": self.averaged.state_dict(), "updates": self.updates}
-
     def load_state_dict(self, state: dict) -> None:
         self.averaged.load_state_dict(state["weights"])
         self.updates = state["updates"]
@@ -48,10 +45,4 @@ class NoAverage:
         self.averaged = model
 
     def update(self) -> None:
-        pass
-
-    def state_dict(self) -> None:
-        return None
-
-    def load_state_dict(self, state) -> None:
         pass

@@ -218,11 +218,11 @@ PREPARE_IMAGES = 5000  # training images a data-dependent initialisation (whiten
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     """One group, or with `decay_weights_only` two: conv/linear weights (decayed) and the rest
     (biases, norm scales: decaying them only fights BatchNorm). Frozen tensors are left out."""
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if not config.decay_weights_only:
-        return [{"params": [p for _, p in trainable]}]
-    decayed = [p for _, p in trainable if p.dim() > 1]
-    return [{"params": decayed}, {"params": [p for _, p in trainable if p.dim() <= 1], "weight_decay": 0.0}]
+        return [{"params": trainable}]
+    return [{"params": [p for p in trainable if p.dim() > 1]},
+            {"params": [p for p in trainable if p.dim() <= 1], "weight_decay": 0.0}]
 
 
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
