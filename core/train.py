@@ -117,8 +117,10 @@ _SPEED = dict(schedule="onecycle", momentum=0.9, nesterov=True, label_smoothing=
 # The tutorial, exactly: batch 4, SGD(lr=0.001, momentum=0.9), 2 epochs, loss every 2000 batches.
 PRESETS: dict[str, TrainConfig] = {
     "tutorial": TrainConfig(),
-    "fast": TrainConfig(**{**_SPEED, "model": "widenet", "width": 8, "epochs": 1, "batch_size": 128, "lr": 0.2}),
-    "cpu-best": TrainConfig(**{**_SPEED, "model": "widenet", "width": 16, "epochs": 8, "batch_size": 128, "lr": 0.2,
+    # Width 4, not 8: 8 scores 65 % instead of 58 % but lands at 14.7-16x, too near the 15x target.
+    "fast": TrainConfig(**{**_SPEED, "model": "widenet", "width": 4, "epochs": 1, "batch_size": 128, "lr": 0.2}),
+    # 7 epochs, not 8: 8 reach 77.2 % but in 81-84 s, against 94-150 s for the tutorial's code here.
+    "cpu-best": TrainConfig(**{**_SPEED, "model": "widenet", "width": 16, "epochs": 7, "batch_size": 128, "lr": 0.2,
                                "augment": True, "ema": 0.99}),
     # Not yet measured on a GPU (none was at hand); the learning rate was chosen on a CPU at width 16
     # (3 epochs, bf16: lr 0.4 / 0.8 / 1.2 -> 69.0 / 69.5 / 67.0 %; airbench-like 2.0 at momentum 0.85 -> 65.8 %);
@@ -131,7 +133,7 @@ PRESETS: dict[str, TrainConfig] = {
 PRESET_DESCRIPTIONS = {
     "tutorial": "The tutorial exactly: Net, batch 4, SGD lr 0.001 momentum 0.9, 2 epochs (~53 %).",
     "fast": "The tutorial's accuracy 15× sooner on a CPU: widenet, one epoch of batch 128, one-cycle (≥ 53 %).",
-    "cpu-best": "Best accuracy in the tutorial's CPU time: widenet, 8 epochs, augmentation, weight averaging (≥ 75 %).",
+    "cpu-best": "Best accuracy in the tutorial's CPU time: widenet, 7 epochs, augmentation, weight averaging (≥ 75 %).",
     "gpu": "airbench-style for one GPU: fastnet, bf16, 15 epochs of batch 1024, flip-translate TTA (aims at 94 %).",
 }
 
