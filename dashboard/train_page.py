@@ -3,9 +3,9 @@ import os
 import torch
 import streamlit as st
 
+from core.evaluate import TTA
 from core.launcher import start_training
 from core.models import MODELS
-from core.evaluate import TTA
 from core.train import DEVICES, PRESET_DESCRIPTIONS, PRESETS, SCHEDULES, ConfigError, TrainConfig
 from dashboard.live import live_view
 from dashboard.common import RUNNING, active_run, data_dir, dataset, events, runs_root
