@@ -309,8 +309,9 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             idx = world.shard(batches[i])
             images = augment(train_set.images[idx], augment_gen) if config.augment else train_set.images[idx]
             inputs, labels = normalize(images), train_set.labels[idx]
+            lr = lr_at(config, epoch * steps_per_epoch + i, total_steps)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(config, epoch * steps_per_epoch + i, total_steps)
+                group["lr"] = lr
 
             optimizer.zero_grad()
             with autocast:
