@@ -100,7 +100,7 @@ class FastNet(nn.Module):
     def forward(self, x):
         x = F.gelu(self.whiten(x))
         x = self.layer3(self.layer2(self.layer1(x)))
-        x = torch.amax(x, dim=(2, 3))
+        x = F.adaptive_max_pool2d(x, 1).flatten(1)
         return self.head(x) * self.scale
 
 
