@@ -38,6 +38,9 @@ FLAG_HELP = {
     "tta": "test-time augmentation in evaluation: none, flip or flip-translate",
     "channels_last": "NHWC memory layout (faster convolutions on CPUs and GPUs)",
     "bf16": "bfloat16 autocast (for GPUs)", "compile": "torch.compile the model (pays off on GPUs)",
+    "translate": "with --augment: random shift of up to this many pixels (0-8; 4 by default)",
+    "norm_lr_scale": "learning-rate multiplier for BatchNorm scales and biases (airbench: 64)",
+    "freeze_norm_scales": "keep BatchNorm scales at 1; only their biases learn",
 }
 
 

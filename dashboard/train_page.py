@@ -16,7 +16,8 @@ LABELS = {"model": "Model", "width": "Width", "epochs": "Epochs", "batch_size": 
           "threads": "CPU threads", "nesterov": "Nesterov momentum", "label_smoothing": "Label smoothing",
           "decay_weights_only": "Decay weights only", "ema": "Weight averaging (EMA decay)",
           "tta": "Test-time augmentation", "channels_last": "Channels-last layout", "bf16": "bf16 autocast",
-          "compile": "torch.compile"}
+          "compile": "torch.compile", "translate": "Translate (pixels)", "norm_lr_scale": "Norm lr scale",
+          "freeze_norm_scales": "Freeze norm scales"}
 
 
 def available_devices() -> list[str]:
@@ -68,6 +69,13 @@ def config_form() -> None:
                 bf16=f.checkbox(LABELS["bf16"], value=base.bf16, help="bfloat16 autocast; pays off on GPUs"),
                 compile=f.checkbox(LABELS["compile"], value=base.compile,
                                    help="Compiles the model first (tens of seconds); pays off on GPUs"),
+                translate=d.number_input(LABELS["translate"], value=base.translate, step=1,
+                                         help="With augmentation: random shift of up to this many pixels, 0–8"),
+                norm_lr_scale=e.number_input(LABELS["norm_lr_scale"], value=base.norm_lr_scale, step=1.0,
+                                             format="%.1f", help="Learning-rate multiplier for BatchNorm "
+                                                                 "parameters (airbench uses 64); above 0"),
+                freeze_norm_scales=f.checkbox(LABELS["freeze_norm_scales"], value=base.freeze_norm_scales,
+                                              help="BatchNorm scales stay 1; only their biases learn"),
             )
         gpus = torch.cuda.device_count()
         processes = c.number_input(

@@ -165,23 +165,30 @@ def test_empty_class_folder_is_reported(tmp_path):
         load_dataset(DataConfig(data_dir=str(root), download=False, cache_dir=str(tmp_path / "c")))
 
 
-def test_augment_crops_within_padding_and_flips():
+@pytest.mark.parametrize("pad", [4, 2])
+def test_augment_crops_within_padding_and_flips(pad):
     images = torch.arange(2 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 3, 32, 32)
     gen = torch.Generator().manual_seed(0)
     seen_shift = seen_flip = False
-    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+    padded, side = torch.nn.functional.pad(images, (pad,) * 4), 2 * pad + 1
     for _ in range(20):
-        out = augment(images, gen)
+        out = augment(images, gen, pad)
         assert out.shape == images.shape and out.dtype == torch.uint8
         for b in range(2):
             # every output is some 32x32 window of the padded image, maybe mirrored
-            windows = [padded[b, :, y:y + 32, x:x + 32] for y in range(9) for x in range(9)]
+            windows = [padded[b, :, y:y + 32, x:x + 32] for y in range(side) for x in range(side)]
             match = [i for i, w in enumerate(windows) if torch.equal(w, out[b])]
             flipped = [i for i, w in enumerate(windows) if torch.equal(w.flip(2), out[b])]
             assert match or flipped
             seen_flip |= bool(flipped) and not match
-            seen_shift |= 40 not in match + flipped  # 40 is the centred window
+            seen_shift |= side * side // 2 not in match + flipped  # the centred window
     assert seen_flip and seen_shift
+
+
+def test_augment_without_translation_only_flips():
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    out = augment(images, torch.Generator().manual_seed(0), pad=0)
+    assert all(torch.equal(o, i) or torch.equal(o, i.flip(2)) for o, i in zip(out, images))
 
 
 def test_download_streams_checks_and_extracts_with_progress(tmp_path, monkeypatch):

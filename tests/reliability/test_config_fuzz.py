@@ -22,6 +22,7 @@ VALID = {
     "nesterov": st.booleans(), "label_smoothing": st.floats(0, 0.999), "decay_weights_only": st.booleans(),
     "ema": st.floats(0, 0.999), "tta": st.sampled_from(TTA), "channels_last": st.booleans(), "bf16": st.booleans(),
     "compile": st.just(False),  # compiling takes tens of seconds a time; test_speed.py compiles once
+    "translate": st.integers(0, 8), "norm_lr_scale": st.floats(1e-3, 1000), "freeze_norm_scales": st.booleans(),
 }
 INVALID = {
     "width": st.one_of(st.integers(max_value=0), st.integers(min_value=513)),
@@ -42,6 +43,9 @@ INVALID = {
     "ema": st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1), st.just(math.inf)),
     "tta": st.text().filter(lambda s: s not in TTA),
     "compile": st.one_of(st.integers(), st.text(), st.none()),
+    "translate": st.one_of(st.integers(max_value=-1), st.integers(min_value=9)),
+    "norm_lr_scale": st.one_of(st.floats(max_value=0), st.floats(min_value=1000, exclude_min=True),
+                               st.just(math.nan)),
 }
 KINDS = {"int": st.one_of(st.text(), st.none(), st.booleans(), st.floats()), "float": st.one_of(st.text(), st.none()),
          "str": st.one_of(st.integers(), st.none()), "bool": st.one_of(st.integers(), st.text(), st.none())}
