@@ -120,7 +120,7 @@ def main() -> None:
                   Path(args.plot or "docs/presets.png"))
         return
     data_dir, script = Path(args.data_dir), Path(args.seed_script)
-    if not (data_dir / "train").is_dir() or not script.is_file():
+    if not (data_dir / "train").is_dir() or not (script.is_file() or args.only_gpu):
         sys.exit(f"error: needs a class-per-folder tree at {data_dir} and the seed script at {script}")
     if (args.gpu or args.only_gpu):
         import torch

@@ -1,0 +1,106 @@
+"""Variants of the gpu preset, trained one after another in one process: how its recipe was chosen.
+
+    python benchmarks/gpu_sweep.py [--data-dir data/cifar10-jpeg] [--budget-s 240] [--jsonl out.jsonl]
+
+A GPU machine is lent for minutes, so this loads the data once, warms up once (cuDNN autotuning),
+then trains each variant (the gpu preset with a few settings changed, seed 0) until the time
+budget is spent, and uses what is left on more seeds of the two best. Every run prints one line
+and, with --jsonl, appends its figures (accuracy after each epoch, training seconds) to a file.
+`--device cpu --subset N` runs the same code on N training images, to check it before a lease.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.data import DataConfig, Dataset, Split, load_dataset  # noqa: E402
+from core.train import PRESETS, choose_device, train, with_overrides  # noqa: E402
+
+# airbench's optimiser settings in our units (its loss is summed over the batch of 1024 and its
+# lr and decay are given per 1024 images: 11.5 / 7850 * 1024 ≈ 1.5, decay 0.0153 / 7850 ≈ 2e-6).
+AIRBENCH = dict(lr=1.5, momentum=0.85, weight_decay=2e-6, norm_lr_scale=64.0, freeze_norm_scales=True, translate=2)
+VARIANTS = {
+    "preset": {},
+    "airbench-10": {**AIRBENCH, "epochs": 10},
+    "airbench-15": {**AIRBENCH, "epochs": 15},
+    "preset-translate2": {"translate": 2},
+    "preset-frozen-norms": {"freeze_norm_scales": True, "norm_lr_scale": 64.0},
+    "airbench-30": {**AIRBENCH, "epochs": 30},
+    "airbench-15-w96": {**AIRBENCH, "epochs": 15, "width": 96},
+    "preset-30": {"epochs": 30},
+    "preset-fp32": {"bf16": False},
+    "preset-compiled": {"compile": True},
+    "w128-40": {"width": 128, "epochs": 40},  # 4x the widths' square, 2.7x the epochs: where the data tops out
+}
+TARGET = 0.94
+
+
+def run(name: str, overrides: dict, seed: int, dataset: Dataset, device, data_config) -> dict:
+    config = with_overrides(PRESETS["gpu"], **overrides, seed=seed)
+    epochs = []
+    result = train(config, dataset, device, data_config=data_config,
+                   on_event=lambda e: epochs.append(e) if e["type"] == "epoch" else None)
+    reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= TARGET]
+    return {"variant": name, "seed": seed, "overrides": overrides, "accuracy": epochs[-1]["test_accuracy"],
+            "train_s": result.train_seconds, "seconds_to_94": reached[0] if reached else None,
+            "curve": [round(e["test_accuracy"], 4) for e in epochs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--budget-s", type=float, default=240, help="start no run after this many seconds")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--subset", type=int, help="train on this many images only (a smoke test)")
+    parser.add_argument("--jsonl", help="append each run's figures to this file")
+    args = parser.parse_args()
+
+    device = choose_device(args.device)
+    data_config = DataConfig(data_dir=args.data_dir, download=False)
+    dataset = load_dataset(data_config)
+    if args.subset:
+        dataset = Dataset(Split(dataset.train.images[:args.subset], dataset.train.labels[:args.subset]),
+                          Split(dataset.test.images[:args.subset], dataset.test.labels[:args.subset]),
+                          dataset.classes, dataset.kind, dataset.root)
+    start = time.perf_counter()
+    train(with_overrides(PRESETS["gpu"], epochs=1), dataset, device, data_config=data_config)  # warm-up
+    print(f"warm-up epoch done in {time.perf_counter() - start:.1f} s", flush=True)
+
+    results = []
+
+    def record(name: str, seed: int) -> None:
+        r = run(name, VARIANTS[name], seed, dataset, device, data_config)
+        results.append(r)
+        print(f"{name:22s} seed {seed}: {100 * r['accuracy']:.2f} %  train {r['train_s']:6.2f} s  "
+              f"94 % at {r['seconds_to_94'] and round(r['seconds_to_94'], 2)}  curve {r['curve']}", flush=True)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(json.dumps(r) + "\n")
+
+    for name in args.variants:
+        if time.perf_counter() - start > args.budget_s:
+            print(f"budget spent: {name} and the rest not run", flush=True)
+            break
+        record(name, 0)
+    best = sorted({r["variant"] for r in results}, key=lambda v: -max(r["accuracy"] for r in results
+                                                                       if r["variant"] == v))[:2]
+    for seed in range(1, 5):
+        for name in best:
+            if time.perf_counter() - start > args.budget_s:
+                break
+            record(name, seed)
+    for name in best:
+        accuracies = [r["accuracy"] for r in results if r["variant"] == name]
+        print(f"{name}: {100 * statistics.mean(accuracies):.2f} % mean of {len(accuracies)} seeds", flush=True)
+
+
+if __name__ == "__main__":
+    main()
