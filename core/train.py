@@ -225,6 +225,12 @@ def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
 PREPARE_IMAGES = 5000  # training images a data-dependent initialisation (whitening) looks at
 
 
+def prepare_sample(images: torch.Tensor) -> torch.Tensor:
+    """PREPARE_IMAGES images spread evenly over the set: folder datasets are stored class by class,
+    and the first 5,000 CIFAR-10 images are all airplanes (whitening mostly sky)."""
+    return images[::max(1, len(images) // PREPARE_IMAGES)][:PREPARE_IMAGES]
+
+
 def _norm_parameters(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
             for p in m.parameters(recurse=False)}
@@ -277,7 +283,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
     if config.freeze_norm_scales:
         freeze_norm_scales(raw_model)
     if resume is None:
-        prepare_model(raw_model, normalize(train_set.images[:PREPARE_IMAGES]))
+        prepare_model(raw_model, normalize(prepare_sample(train_set.images)))
     else:
         raw_model.load_state_dict(resume.get("training_model", resume["model"]))
     average = WeightAverage(raw_model, config.ema) if config.ema else NoAverage(raw_model)

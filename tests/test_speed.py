@@ -11,7 +11,7 @@ from core.checkpoints import load_model
 from core.data import DataConfig, load_dataset, normalizer
 from core.evaluate import TTA, _shift, evaluate, tta_logits
 from core.models import MODELS, FastNet, WideNet, build_model, model_from_state_dict
-from core.train import PRESET_DESCRIPTIONS, PRESETS, TrainConfig, param_groups, train
+from core.train import PRESET_DESCRIPTIONS, PRESETS, TrainConfig, param_groups, prepare_sample, train
 
 CPU = torch.device("cpu")
 
@@ -64,6 +64,12 @@ def test_prepare_runs_before_training_and_not_on_resume(dataset):
     resumed = train(config, dataset, CPU, resume=saved[0])  # from the end of epoch 1
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(),
                                                  resumed.model.state_dict().values()))
+
+
+def test_prepare_sees_every_class_of_a_class_sorted_set():
+    labels = torch.arange(10).repeat_interleave(5000)  # as a folder tree loads: class by class
+    assert torch.bincount(prepare_sample(labels)).tolist() == [500] * 10
+    assert torch.equal(prepare_sample(labels[:300]), labels[:300])  # a small set is used whole
 
 
 def test_weight_average_is_the_exponential_moving_average():
