@@ -17,7 +17,7 @@ import torch.nn as nn
 from core.averaging import NoAverage, WeightAverage
 from core.data import DataConfig, DataError, Dataset, augment, normalizer
 from core.distributed import SINGLE, World
-from core.evaluate import TTA, evaluate
+from core.evaluate import TTA, EvalResult, evaluate
 from core.models import MODELS, build_model, prepare_model
 from core.optim import SGD
 
@@ -182,6 +182,7 @@ class TrainResult:
     status: str  # "done" | "stopped"
     epochs_done: int
     train_seconds: float
+    evaluation: EvalResult | None = None  # the last epoch's test evaluation (main process, when one ran)
 
 
 Event = dict
@@ -334,6 +335,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             return should_stop()
         return step % STOP_POLL == 0 and world.any(should_stop(), device)
 
+    evaluation = None
     for epoch in range(start_epoch, config.epochs):
         epoch_shuffle_state = shuffle_gen.get_state()  # on resume: the state the epoch began with
         batches = torch.randperm(n, generator=shuffle_gen).to(device).split(config.batch_size)
@@ -393,15 +395,15 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             save_checkpoint(checkpoint(epoch, i, epoch_shuffle_state))
             return TrainResult(average.averaged, "stopped", epoch, train_seconds)
         if world.is_main:  # the others go on and wait at the next step's gradient all-reduce
-            result = evaluate(average.averaged, test_set, normalize, tta=config.tta)
-            on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": result.accuracy,
+            evaluation = evaluate(average.averaged, test_set, normalize, tta=config.tta)
+            on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": evaluation.accuracy,
                       "train_seconds": train_seconds})
             save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
             if not dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
                                 "data, then resume the run.")
-    return TrainResult(average.averaged, "done", config.epochs, train_seconds)
+    return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation)
 
 
 def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:

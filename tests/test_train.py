@@ -36,6 +36,10 @@ def test_training_reduces_loss_and_reports_events(dataset):
         assert key in steps[0]
     logs = [e for e in events if e["type"] == "log"]
     assert [(e["epoch"], e["step"]) for e in logs][:3] == [(1, 3), (1, 6), (1, 9)]
+    # the last epoch's evaluation comes back with the result (the CLI writes it to metrics.json)
+    again = evaluate(result.model, dataset.test, normalizer(DataConfig(), "cpu"))
+    assert result.evaluation.accuracy == events[-1]["test_accuracy"] == again.accuracy
+    assert torch.equal(result.evaluation.confusion, again.confusion)
 
 
 def test_log_lines_average_the_running_loss_like_the_tutorial(dataset):
