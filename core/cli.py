@@ -37,7 +37,7 @@ FLAG_HELP = {
     "ema": "decay of a moving average of the weights that is evaluated and saved (e.g. 0.99; 0 = off)",
     "tta": "test-time augmentation in evaluation: none, flip or flip-translate",
     "channels_last": "NHWC memory layout (faster convolutions on CPUs and GPUs)",
-    "bf16": "bfloat16 autocast (for GPUs)", "compile": "torch.compile the model (pays off on GPUs)",
+    "bf16": "bfloat16 autocast (for GPUs)", "compile": "torch.compile the model (compiling takes tens of seconds, counted as training time)",
     "translate": "with --augment: random shift of up to this many pixels (0-8; 4 by default)",
     "norm_lr_scale": "learning-rate multiplier for BatchNorm scales and biases (airbench: 64)",
     "freeze_norm_scales": "keep BatchNorm scales at 1; only their biases learn",

@@ -242,7 +242,7 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     weights, and the rest (biases, norm parameters), split once more into other biases and norm
     parameters when `norm_lr_scale` is not 1. `decay_weights_only` decays the weights alone
     (decaying the rest only fights BatchNorm); the norm group's lr is `norm_lr_scale` times the
-    schedule's (a BatchNorm bias shifts a whole channel and at the weights' lr barely moves).
+    schedule's (airbench trains its BatchNorm biases at 64 times the weights' lr).
     Frozen tensors and empty groups are left out; `lr_scale` is our key, read by the loop."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not config.decay_weights_only and config.norm_lr_scale == 1:
@@ -260,8 +260,8 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
 
 
 def freeze_norm_scales(model: nn.Module) -> None:
-    """Fix every BatchNorm scale at its initial 1: the next layer's weights can take over its job,
-    and one fewer parameter per channel makes the short, high-lr runs steadier."""
+    """Fix every BatchNorm scale at its initial 1 (airbench does): the next layer's weights can
+    scale a channel as well. On our data it changed nothing measurable (BENCHMARKS.md)."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None:
             module.weight.requires_grad_(False)

@@ -68,7 +68,7 @@ def config_form() -> None:
                                          help="NHWC memory layout: faster convolutions on CPUs and GPUs"),
                 bf16=f.checkbox(LABELS["bf16"], value=base.bf16, help="bfloat16 autocast; pays off on GPUs"),
                 compile=f.checkbox(LABELS["compile"], value=base.compile,
-                                   help="Compiles the model first (tens of seconds); pays off on GPUs"),
+                                   help="Compiles the model first: tens of seconds, counted as training time"),
                 translate=d.number_input(LABELS["translate"], value=base.translate, step=1,
                                          help="With augmentation: random shift of up to this many pixels, 0–8"),
                 norm_lr_scale=e.number_input(LABELS["norm_lr_scale"], value=base.norm_lr_scale, step=1.0,
