@@ -188,10 +188,9 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
             return 0
         printer.line("Finished Training")
         if world.is_main:
-            # the last epoch has just evaluated these weights (with TTA, several passes): reuse it
-            metrics = result.evaluation or evaluate(result.model, dataset.test.to(device),
-                                                    normalizer(data_config, device, config.channels_last),
-                                                    tta=config.tta)
+            # the last epoch has just evaluated these weights (with TTA, several passes); one always ran
+            # here, since cmd_train refuses to resume a run that has finished its epochs
+            metrics = result.evaluation
             run.write_metrics({**metrics.to_dict(dataset.classes), "train_seconds": result.train_seconds,
                                "epochs": config.epochs, "world_size": world.size})
             for line in tutorial_lines(metrics, dataset.classes):

@@ -182,7 +182,7 @@ class TrainResult:
     status: str  # "done" | "stopped"
     epochs_done: int
     train_seconds: float
-    evaluation: EvalResult | None = None  # the last epoch's test evaluation (main process, when one ran)
+    evaluation: EvalResult | None = None  # the last epoch's test evaluation (main process; None when stopped)
 
 
 Event = dict
@@ -232,9 +232,8 @@ def prepare_sample(images: torch.Tensor) -> torch.Tensor:
     return images[::max(1, len(images) // PREPARE_IMAGES)][:PREPARE_IMAGES]
 
 
-def _norm_parameters(model: nn.Module) -> set[int]:
-    return {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            for p in m.parameters(recurse=False)}
+def _batch_norms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -253,7 +252,7 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     if config.norm_lr_scale == 1:  # two groups, as checkpoints from before norm_lr_scale have
         groups.append({"params": rest, "lr_scale": 1.0, **free})
     else:
-        norms = _norm_parameters(model)
+        norms = {id(p) for m in _batch_norms(model) for p in m.parameters(recurse=False)}
         groups += [{"params": [p for p in rest if id(p) not in norms], "lr_scale": 1.0, **free},
                    {"params": [p for p in rest if id(p) in norms], "lr_scale": config.norm_lr_scale, **free}]
     return [g for g in groups if g["params"]]
@@ -262,9 +261,9 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
 def freeze_norm_scales(model: nn.Module) -> None:
     """Fix every BatchNorm scale at its initial 1 (airbench does): the next layer's weights can
     scale a channel as well. On our data it changed nothing measurable (BENCHMARKS.md)."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None:
-            module.weight.requires_grad_(False)
+    for norm in _batch_norms(model):
+        if norm.weight is not None:
+            norm.weight.requires_grad_(False)
 
 
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
