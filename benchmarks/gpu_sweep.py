@@ -23,6 +23,9 @@ sys.path.insert(0, str(ROOT))
 from core.data import DataConfig, Dataset, Split, load_dataset  # noqa: E402
 from core.train import PRESETS, choose_device, train, with_overrides  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from presets import train_measured  # noqa: E402
+
 # airbench's optimiser settings in our units (its loss is summed over the batch of 1024 and its
 # lr and decay are given per 1024 images: 11.5 / 7850 * 1024 ≈ 1.5, decay 0.0153 / 7850 ≈ 2e-6).
 AIRBENCH = dict(lr=1.5, momentum=0.85, weight_decay=2e-6, norm_lr_scale=64.0, freeze_norm_scales=True, translate=2)
@@ -39,18 +42,12 @@ VARIANTS = {
     "preset-compiled": {"compile": True},
     "w128-40": {"width": 128, "epochs": 40},  # 4x the widths' square, 2.7x the epochs: where the data tops out
 }
-TARGET = 0.94
 
 
 def run(name: str, overrides: dict, seed: int, dataset: Dataset, device, data_config) -> dict:
     config = with_overrides(PRESETS["gpu"], **overrides, seed=seed)
-    epochs = []
-    result = train(config, dataset, device, data_config=data_config,
-                   on_event=lambda e: epochs.append(e) if e["type"] == "epoch" else None)
-    reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= TARGET]
-    return {"variant": name, "seed": seed, "overrides": overrides, "accuracy": epochs[-1]["test_accuracy"],
-            "train_s": result.train_seconds, "seconds_to_94": reached[0] if reached else None,
-            "curve": [round(e["test_accuracy"], 4) for e in epochs]}
+    return {"variant": name, "seed": seed, "overrides": overrides,
+            **train_measured(config, dataset, device, data_config)}
 
 
 def main() -> None:

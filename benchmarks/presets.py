@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -46,38 +45,49 @@ def check(results: dict) -> list[str]:
     return lines
 
 
+def train_measured(config, dataset, device, data_config) -> dict:
+    """Train `config` once in this process: final test accuracy (fraction), training seconds, the
+    training seconds at the first epoch that reached GPU_TARGET (None if none did), and the
+    accuracy after each epoch. gpu_sweep.py measures its variants with this too."""
+    from core.train import train
+
+    epochs = []
+    result = train(config, dataset, device, data_config=data_config,
+                   on_event=lambda e: epochs.append(e) if e["type"] == "epoch" else None)
+    reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= GPU_TARGET]
+    return {"accuracy": epochs[-1]["test_accuracy"], "train_s": result.train_seconds,
+            "seconds_to_94": reached[0] if reached else None,
+            "curve": [round(e["test_accuracy"], 4) for e in epochs]}
+
+
 def run_gpu(data_dir: Path, seeds: int) -> dict:
     import torch
 
     from core.data import DataConfig, load_dataset
-    from core.train import PRESETS, TrainConfig, choose_device, train
+    from core.train import PRESETS, choose_device, train, with_overrides
 
     device = choose_device("cuda")
     data_config = DataConfig(data_dir=str(data_dir), download=False)
     dataset = load_dataset(data_config)
     config = PRESETS["gpu"]
     # One untimed warm-up epoch: cuDNN autotuning and CUDA start-up belong to no particular run.
-    train(TrainConfig(**{**config.to_dict(), "epochs": 1}), dataset, device, data_config=data_config)
-    accuracies, to_target, seconds = [], [], []
+    train(with_overrides(config, epochs=1), dataset, device, data_config=data_config)
+    runs = []
     torch.cuda.reset_peak_memory_stats(device)
     for seed in range(seeds):
-        epochs = []
-        result = train(TrainConfig(**{**config.to_dict(), "seed": seed}), dataset, device, data_config=data_config,
-                       on_event=lambda e: epochs.append(e) if e["type"] == "epoch" else None)
-        accuracies.append(epochs[-1]["test_accuracy"])
-        seconds.append(result.train_seconds)
-        reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= GPU_TARGET]
-        to_target.append(reached[0] if reached else float("nan"))
-        print(f"  gpu seed {seed}: {100 * accuracies[-1]:.2f} % in {seconds[-1]:.2f} s "
-              f"(94 % {'at %.2f s' % reached[0] if reached else 'not reached'})", flush=True)
+        r = train_measured(with_overrides(config, seed=seed), dataset, device, data_config)
+        runs.append(r)
+        print(f"  gpu seed {seed}: {100 * r['accuracy']:.2f} % in {r['train_s']:.2f} s (94 % "
+              f"{'at %.2f s' % r['seconds_to_94'] if r['seconds_to_94'] is not None else 'not reached'})", flush=True)
+    got_there = [r["seconds_to_94"] for r in runs if r["seconds_to_94"] is not None]
     return {"device": torch.cuda.get_device_name(device), "seeds": seeds,
-            "accuracy_mean": 100 * statistics.mean(accuracies),
-            "accuracy_std": 100 * statistics.pstdev(accuracies), "train_s": statistics.mean(seconds),
+            "accuracy_mean": 100 * statistics.mean(r["accuracy"] for r in runs),
+            "accuracy_std": 100 * statistics.pstdev(r["accuracy"] for r in runs),
+            "train_s": statistics.mean(r["train_s"] for r in runs),
             # mean over the seeds that got there (NaN when none did); how many did, beside it
-            "seconds_to_94": statistics.mean(got_there) if (got_there := [s for s in to_target if not math.isnan(s)])
-            else float("nan"), "reached_94": len(got_there),
+            "seconds_to_94": statistics.mean(got_there) if got_there else float("nan"), "reached_94": len(got_there),
             "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20,
-            "images": 50000 * config.epochs}
+            "images": len(dataset.train) * config.epochs}
 
 
 def save_plot(results: dict, path: Path) -> None:
