@@ -23,6 +23,7 @@ import torch
 
 from core.models import CheckpointError
 
+RESERVED_GRACE_S = 10.0  # an empty run directory younger than this is still being started
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -148,6 +149,7 @@ class Run:
         A run whose process vanished without a final status (killed, machine rebooted) is
         `interrupted`; its last checkpoint can be resumed. A run relaunched (resumed) after its
         last status is `starting` until the new process reports, or `failed` if it died first.
+        An empty directory is `starting` for RESERVED_GRACE_S after it was reserved, then `failed`.
         """
         events = self.events() if events is None else events
         status = last_status(events)
@@ -160,9 +162,17 @@ class Run:
         alive = bool(pid) and process_alive(pid, self.path)
         if status.get("status") == "running":
             return "running" if alive else "interrupted"
-        if alive:
+        if alive or (not launch and not events and self._just_reserved()):
             return "starting"
         return "interrupted" if self.checkpoint_file.exists() else "failed"
+
+    def _just_reserved(self) -> bool:
+        # Between reserving the directory and recording the process (or its first event) there is
+        # a moment with nothing to go on; other sessions must not read that as a failed run.
+        try:
+            return time.time() - self.path.stat().st_mtime < RESERVED_GRACE_S
+        except OSError:
+            return False
 
     def failure_message(self) -> str:
         """The last line the process wrote, for runs that died before reporting a status."""

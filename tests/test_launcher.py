@@ -64,6 +64,14 @@ def test_concurrent_reservations_are_distinct(tmp_path):
     assert len(paths) == 50
 
 
+def test_a_just_reserved_directory_is_starting_until_its_grace_runs_out(tmp_path):
+    run = resolve_run(tmp_path, reserve_run_dir(tmp_path).name)
+    assert run.state() == "starting"  # another session looking in before the launcher records the process
+    long_ago = time.time() - 60
+    os.utime(run.path, (long_ago, long_ago))
+    assert run.state() == "failed"
+
+
 @pytest.mark.parametrize("bad", ["..", "../x", "/etc", "a/b", ".hidden", "", "x" * 101, "a\x00b"])
 def test_run_ids_cannot_escape_the_runs_folder(tmp_path, bad):
     with pytest.raises(ValueError):

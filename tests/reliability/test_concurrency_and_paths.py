@@ -1,5 +1,7 @@
 """Several sessions at once, half-made runs, and paths that try to leave the project's folders."""
+import os
 import threading
+import time
 
 import pytest
 import torch
@@ -21,22 +23,19 @@ def env(monkeypatch, tmp_path, tiny_tree):
     return tmp_path
 
 
-def test_two_sessions_starting_at_once_get_two_runs_and_stopping_one_spares_the_other(env):
-    sessions = [open_app("dashboard/train_page.py") for _ in range(2)]
-    for at in sessions:
-        next(n for n in at.number_input if n.label == "Epochs").set_value(500)
-    barrier = threading.Barrier(2)
+def test_two_runs_started_at_once_get_two_directories_and_stopping_one_spares_the_other(env, tiny_tree):
+    barrier, runs = threading.Barrier(2), []
 
-    def press(at):
+    def press():
         barrier.wait()
-        next(b for b in at.button if b.label == "Start training").click().run()
+        runs.append(start_training(LONG, env / "runs", data_dir=str(tiny_tree)))
 
-    threads = [threading.Thread(target=press, args=(at,)) for at in sessions]
+    threads = [threading.Thread(target=press) for _ in range(2)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    runs = list_runs(env / "runs")
     assert len(runs) == 2 and runs[0].path != runs[1].path
-    assert {at.session_state["active_run"] for at in sessions} == {r.id for r in runs}
+    assert {r.state() for r in runs} <= {"starting", "running"}
+    assert sorted(r.id for r in list_runs(env / "runs")) == sorted(r.id for r in runs)
     for run in runs:
         assert wait_for(run, ("running",), 60) == "running"
     stop_training(runs[0])
@@ -46,11 +45,34 @@ def test_two_sessions_starting_at_once_get_two_runs_and_stopping_one_spares_the_
     assert wait_for(runs[1], ("stopped",), 10) == "stopped"
 
 
+def test_two_sessions_each_follow_the_run_they_started(env):
+    # AppTest swaps a process-wide Runtime and config for each script run, so two sessions cannot
+    # run scripts at the same instant in one test process; the presses are sequential here and the
+    # simultaneous start is the test above.
+    sessions, started = [open_app("dashboard/train_page.py") for _ in range(2)], []
+    for at in sessions:
+        next(n for n in at.number_input if n.label == "Epochs").set_value(500)
+        next(b for b in at.button if b.label == "Start training").click().run()
+        assert not at.exception and not at.error
+        new = [r.id for r in list_runs(env / "runs") if r.id not in started]
+        assert len(new) == 1
+        started += new
+    assert [at.session_state["active_run"] for at in sessions] == started
+    for at in sessions:
+        assert f"Run {at.session_state['active_run']}" in [h.value for h in at.subheader]
+    for run in list_runs(env / "runs"):
+        assert wait_for(run, ("running",), 60) == "running"
+        stop_training(run)
+        assert wait_for(run, ("stopped",), 10) == "stopped"
+
+
 def test_runs_page_shows_half_made_runs_without_breaking(env):
     root = env / "runs"
-    (root / "reserved-only").mkdir(parents=True)  # a run directory just reserved
+    (root / "reserved-only").mkdir(parents=True)  # a run directory reserved, its process never started
     (root / "config-only").mkdir()
     (root / "config-only" / "config.json").write_text('{"train": {"model": "net"}, "classes": ["a"]}')
+    for name in ("reserved-only", "config-only"):  # reserved a minute ago, and nothing started since
+        os.utime(root / name, (time.time() - 60, time.time() - 60))
     (root / "torn").mkdir()
     (root / "torn" / "config.json").write_text("{not json")
     (root / "torn" / "events.jsonl").write_text('{"type": "status", "status": "running", "pid": 1}\n{"type": "st')
