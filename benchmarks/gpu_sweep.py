@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.data import DataConfig, Dataset, Split, load_dataset  # noqa: E402
-from core.train import PRESETS, choose_device, train, with_overrides  # noqa: E402
+from core.train import PRESETS, choose_device, with_overrides  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from presets import train_measured  # noqa: E402
+from presets import train_measured, warm_up  # noqa: E402
 
 # airbench's optimiser settings in our units (its loss is summed over the batch of 1024 and its
 # lr and decay are given per 1024 images: 11.5 / 7850 * 1024 ≈ 1.5, decay 0.0153 / 7850 ≈ 2e-6).
@@ -68,7 +68,7 @@ def main() -> None:
                           Split(dataset.test.images[:args.subset], dataset.test.labels[:args.subset]),
                           dataset.classes, dataset.kind, dataset.root)
     start = time.perf_counter()
-    train(with_overrides(PRESETS["gpu"], epochs=1), dataset, device, data_config=data_config)  # warm-up
+    warm_up(dataset, device, data_config)
     print(f"warm-up epoch done in {time.perf_counter() - start:.1f} s", flush=True)
 
     results = []

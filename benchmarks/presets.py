@@ -60,18 +60,24 @@ def train_measured(config, dataset, device, data_config) -> dict:
             "curve": [round(e["test_accuracy"], 4) for e in epochs]}
 
 
+def warm_up(dataset, device, data_config) -> None:
+    """One untimed epoch of the gpu preset: cuDNN autotuning and CUDA start-up belong to no particular run."""
+    from core.train import PRESETS, train, with_overrides
+
+    train(with_overrides(PRESETS["gpu"], epochs=1), dataset, device, data_config=data_config)
+
+
 def run_gpu(data_dir: Path, seeds: int) -> dict:
     import torch
 
     from core.data import DataConfig, load_dataset
-    from core.train import PRESETS, choose_device, train, with_overrides
+    from core.train import PRESETS, choose_device, with_overrides
 
     device = choose_device("cuda")
     data_config = DataConfig(data_dir=str(data_dir), download=False)
     dataset = load_dataset(data_config)
     config = PRESETS["gpu"]
-    # One untimed warm-up epoch: cuDNN autotuning and CUDA start-up belong to no particular run.
-    train(with_overrides(config, epochs=1), dataset, device, data_config=data_config)
+    warm_up(dataset, device, data_config)
     runs = []
     torch.cuda.reset_peak_memory_stats(device)
     for seed in range(seeds):
