@@ -1,6 +1,6 @@
 """Does the dashboard cost training speed, and what does one live refresh cost the server?
 
-    python benchmarks/dashboard.py [--data-dir data/cifar10-jpeg] [--epochs 1]
+    python benchmarks/dashboard.py [--data-dir data] [--epochs 1]
 
 1. The same config trained twice, interleaved: by the CLI a user types, and by the dashboard's
    launcher while the Train page is re-rendered every second (AppTest runs the whole page,
@@ -62,7 +62,7 @@ def dashboard_run(config, data_dir: str, runs: Path) -> tuple[float, list[float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()

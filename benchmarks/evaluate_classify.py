@@ -1,6 +1,6 @@
 """Evaluating 10,000 test images, and classifying one uploaded photo.
 
-    python benchmarks/evaluate_classify.py [--data-dir data/cifar10-jpeg] [--model models/default.pth]
+    python benchmarks/evaluate_classify.py [--data-dir data] [--model models/default.pth]
 
 1. The tutorial's evaluation loop (a DataLoader of PIL images through ToTensor+Normalize, batch 4,
    two workers, as the tutorial and ../shared/bench/seed_tutorial.py run it) against
@@ -61,7 +61,7 @@ def tutorial_loop(net, testset) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--model", default=str(ROOT / "models" / "default.pth"))
     args = parser.parse_args()
     dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=False))

@@ -1,6 +1,6 @@
 """Variants of the gpu preset, trained one after another in one process: how its recipe was chosen.
 
-    python benchmarks/gpu_sweep.py [--data-dir data/cifar10-jpeg] [--budget-s 240] [--jsonl out.jsonl]
+    python benchmarks/gpu_sweep.py [--data-dir data] [--budget-s 240] [--jsonl out.jsonl]
 
 A GPU machine is lent for minutes, so this loads the data once, warms up once (cuDNN autotuning),
 then trains each variant (the gpu preset with a few settings changed, seed 0) until the time
@@ -52,7 +52,7 @@ def run(name: str, overrides: dict, seed: int, dataset: Dataset, device, data_co
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--budget-s", type=float, default=240, help="start no run after this many seconds")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))

@@ -1,6 +1,6 @@
 """Images per second for 1 and N training processes (DistributedDataParallel via torchrun).
 
-    python benchmarks/scaling.py [--data-dir data/cifar10-jpeg] [--batch-size 256] [--processes 1 2]
+    python benchmarks/scaling.py [--data-dir data] [--batch-size 256] [--processes 1 2]
 
 Each configuration trains one epoch of the same global batch and learning rate; throughput is
 the run's own images/s (training time only). Scaling efficiency = (N-process images/s) /
@@ -38,7 +38,7 @@ def run(processes: int, args, tmp: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cpu")

@@ -1,6 +1,6 @@
 """The tutorial's own code against our `tutorial` preset, same data, same machine, one invocation.
 
-    python benchmarks/tutorial_vs_seed.py [--data-dir data/cifar10-jpeg] [--seed-script ../shared/bench/seed_tutorial.py]
+    python benchmarks/tutorial_vs_seed.py [--data-dir data] [--seed-script ../shared/bench/seed_tutorial.py]
 
 Prints both training times, both accuracies and the speed ratio. Our side runs the CLI a user
 would type (`python -m core train --preset tutorial`), in a fresh process, after one untimed
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from core.data import find_source  # noqa: E402
 TRAIN_IMAGES = 50_000  # per epoch: the benchmarks run on CIFAR-10's training set
 
 
@@ -75,13 +77,13 @@ def fill_cache(data_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "cifar10-jpeg"))
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--seed-script", default=str(ROOT.parent / "shared" / "bench" / "seed_tutorial.py"))
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     data_dir, script = Path(args.data_dir), Path(args.seed_script)
-    if not (data_dir / "train").is_dir() or not script.is_file():
-        sys.exit(f"error: needs a class-per-folder tree at {data_dir} and the seed script at {script}")
+    if find_source(data_dir) is None or not script.is_file():
+        sys.exit(f"error: needs CIFAR-10 at {data_dir} (the original: tar -xzf ../shared/data/cifar-10-python.tar.gz -C data) and the seed script at {script}")
 
     fill_cache(data_dir)
     print(f"machine: {machine()}")

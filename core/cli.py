@@ -30,7 +30,7 @@ FLAG_HELP = {
     "model": f"one of {sorted(MODELS)}",
     "width": "first layer's channels (net: conv1 outputs = conv2 inputs, the tutorial's exercise)",
     "schedule": f"one of {list(SCHEDULES)}", "augment": "random crop + horizontal flip on the device",
-    "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: torch decides)",
+    "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: one for batches of 8 or fewer on a CPU, else torch decides)",
     "log_interval": "mini-batches per printed loss line",
     "nesterov": "Nesterov momentum", "label_smoothing": "label smoothing of the loss, 0 to <1",
     "decay_weights_only": "weight decay on conv/linear weights only, not on biases or norm layers",

@@ -66,9 +66,13 @@ class Dataset:
     from_cache: bool = field(default=False, compare=False)
 
     @property
+    def source_name(self) -> str:
+        """What the images are, said plainly: the original files, or someone's folder tree."""
+        return "CIFAR-10, original files" if self.kind == "torchvision" else "class-per-folder images"
+
+    @property
     def description(self) -> str:
-        what = "torchvision CIFAR-10" if self.kind == "torchvision" else "image folders"
-        return f"{what} at {self.root}"
+        return f"{self.source_name} at {self.root}"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:

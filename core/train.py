@@ -5,6 +5,7 @@ batched normalisation, fewer host syncs) happens around it, never inside it as a
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -195,9 +196,10 @@ def _event_every(steps_per_epoch: int, log_interval: int) -> int:
     return max(1, min(log_interval, max(steps_per_epoch // 100, 5)))
 
 
-def _native_cpu_convolutions(config: TrainConfig, device: torch.device) -> bool:
-    """oneDNN's convolutions cost more than they compute below ~8 images (measured ~15 % of the
-    tutorial's step at batch 4); above that they are twice as fast as PyTorch's own."""
+def _tiny_batches_on_cpu(config: TrainConfig, device: torch.device) -> bool:
+    """At a few images a step (the tutorial's 4) a CPU step is dispatch-bound: oneDNN's convolutions
+    cost more than they compute (~15 % of the step), and a second thread only adds synchronisation
+    (one thread: 11 % shorter tutorial runs on 2 cores). From ~8 images up, both pay."""
     return device.type == "cpu" and config.batch_size <= 8
 
 
@@ -214,13 +216,16 @@ def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
     and continues exactly where it left off. Under torchrun, `world` is this process's place in
     the job (see core/distributed.py); the loop is the same.
     """
+    tiny = _tiny_batches_on_cpu(config, device)
     mkldnn = torch.backends.mkldnn  # only this flag is touched (mkldnn.flags() takes others, differing by version)
-    enabled = mkldnn.enabled
-    mkldnn.enabled = enabled and not _native_cpu_convolutions(config, device)
+    enabled, threads = mkldnn.enabled, torch.get_num_threads()
+    mkldnn.enabled = enabled and not tiny
+    torch.set_num_threads(config.threads or (1 if tiny else threads))
     try:
         return _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume, world)
     finally:
         mkldnn.enabled = enabled
+        torch.set_num_threads(threads)
 
 
 PREPARE_IMAGES = 5000  # training images a data-dependent initialisation (whitening) looks at
@@ -271,8 +276,6 @@ STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one ti
 
 def _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume,
            world) -> TrainResult:
-    if config.threads:
-        torch.set_num_threads(config.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every batch has one of two shapes: time cuDNN's algorithms once
     torch.manual_seed(config.seed)
@@ -295,7 +298,8 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             raw_model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         model = torch.compile(model)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    # entering even a disabled autocast costs a few microseconds a step, noticeable at batch 4
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     optimizer = SGD(param_groups(raw_model, config), lr=config.lr, momentum=config.momentum,
                     weight_decay=config.weight_decay, nesterov=config.nesterov)
@@ -395,9 +399,11 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             return TrainResult(average.averaged, "stopped", epoch, train_seconds)
         if world.is_main:  # the others go on and wait at the next step's gradient all-reduce
             evaluation = evaluate(average.averaged, test_set, normalize, tta=config.tta)
+            # the event follows the files it announces: a kill between the two leaves a checkpoint
+            # nobody was told about, never an announced epoch with nothing to resume from
+            save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
             on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": evaluation.accuracy,
                       "train_seconds": train_seconds})
-            save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
             if not dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "

@@ -35,7 +35,8 @@ if ds is None:
             st.rerun()
     st.stop()
 
-st.caption(ds.description)
+st.markdown(f"**Source: {ds.source_name}**" + (" (torchvision's `cifar-10-batches-py`, md5-checked by torchvision)"
+                                                  if ds.kind == "torchvision" else "") + f" · `{ds.root}`")
 classes = list(ds.classes)
 a, b, c = st.columns(3)
 a.metric("Training images", f"{len(ds.train):,}")

@@ -58,9 +58,11 @@ def live_view(run) -> None:
     elif state == "diverged":
         st.error(f"Training diverged: {final.get('message')}")
     elif state in ("stopped", "interrupted"):
-        st.warning("Stopped by request; its last checkpoint is kept." if state == "stopped" else
-                   "The training process ended without finishing (killed or the machine restarted); "
-                   "its last checkpoint is kept.")
+        why = "Stopped by request" if state == "stopped" else \
+            "The training process ended without finishing (killed or the machine restarted)"
+        kept = "its last checkpoint is kept." if run.checkpoint_file.exists() else \
+            "it ended before its first checkpoint, so there is nothing to resume: start a new run."
+        st.warning(f"{why}; {kept}")
     with st.expander("Log", expanded=state in RUNNING):
         st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
 

@@ -14,6 +14,8 @@ accuracies = [s["best_accuracy"] for s in summaries if s["best_accuracy"] is not
 a, b, c, d = st.columns(4)
 a.metric("Data", f"{len(ds.train) + len(ds.test):,} images" if ds else "not found",
          help=ds.description if ds else "See the Data page")
+if ds:
+    a.caption(ds.source_name)
 b.metric("Runs", len(summaries), help=f"{sum(s['state'] in RUNNING for s in summaries)} training now")
 c.metric("Best test accuracy", f"{100 * max(accuracies):.1f} %" if accuracies else "—")
 d.metric("Device", device_label())

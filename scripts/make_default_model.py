@@ -1,6 +1,6 @@
 """Regenerate the shipped default model (models/default.pth) and its model card (models/default.json).
 
-    python scripts/make_default_model.py [--preset cpu-best] [--data-dir data/cifar10-jpeg] [extra train flags]
+    python scripts/make_default_model.py [--preset cpu-best] [--data-dir data] [extra train flags]
 
 Trains with our own CLI on CIFAR-10, then copies the run's model.pth and writes the card from the
 run's own config.json and metrics.json, so the card can only say what actually happened.
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-best")
-    parser.add_argument("--data-dir", default="data/cifar10-jpeg")
+    parser.add_argument("--data-dir", default="data")
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "default"

@@ -52,12 +52,18 @@ def chromium_path() -> str | None:
 
 
 def real_cifar_dir() -> Path | None:
-    """The offline CIFAR-10 copy extracted by .ci/run (or CIFAR_REAL_DATA), if present."""
-    candidates = [os.environ.get("CIFAR_REAL_DATA"), ROOT / "data" / "cifar10-jpeg"]
-    for c in candidates:
-        if c and (Path(c) / "train").is_dir():
+    """The original CIFAR-10 (torchvision's `cifar-10-batches-py/`) that .ci/run extracts into ./data, or
+    CIFAR_REAL_DATA; None when it is absent."""
+    for c in (os.environ.get("CIFAR_REAL_DATA"), ROOT / "data"):
+        if c and (Path(c) / "cifar-10-batches-py" / "data_batch_1").is_file():
             return Path(c)
     return None
+
+
+def real_jpeg_dir() -> Path | None:
+    """The same images as a JPEG class-per-folder tree (./data/cifar10-jpeg), if extracted."""
+    path = ROOT / "data" / "cifar10-jpeg"
+    return path if (path / "train").is_dir() else None
 
 
 def free_port() -> int:

@@ -51,6 +51,7 @@ def test_data_page_without_data_explains_and_offers_download(no_data):
 def test_data_page_shows_counts_grid_and_filter(env):
     at = open_app("dashboard/data_page.py")
     assert [m.value for m in at.metric][:3] == ["36", "12", "3"]
+    assert any(m.value.startswith("**Source: class-per-folder images**") for m in at.markdown)
     assert len(at.get("image")) == 32  # 36 images, 32 shown
     at.selectbox[0].select("green").run()
     assert not at.exception and len(at.get("image")) == 12

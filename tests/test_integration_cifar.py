@@ -1,18 +1,22 @@
-"""On the real CIFAR-10 copy (extracted by .ci/run); skipped only when it is absent."""
+"""On the original CIFAR-10 (torchvision's files, extracted into ./data by .ci/run), and one test on the
+JPEG class-per-folder copy of the same images; each skipped only when its copy is absent."""
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, real_cifar_dir
+from conftest import ROOT, open_app, real_cifar_dir, real_jpeg_dir
 from test_models import TutorialNet
 
 DATA = real_cifar_dir()
+JPEG = real_jpeg_dir()
+SEED = ROOT.parent / "shared" / "bench" / "seed_tutorial.py"
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(DATA is None, reason="the offline CIFAR-10 copy is not extracted in ./data")]
+              pytest.mark.skipif(DATA is None, reason="the original CIFAR-10 is not extracted in ./data")]
 
 
 def cli(*args):
@@ -82,3 +86,72 @@ def test_fast_preset_beats_the_tutorials_accuracy_in_one_epoch(tmp_path):
     # evaluating the saved run again applies the same test-time augmentation (flip) and agrees
     again = cli("evaluate", run_dir, "--data-dir", DATA, "--no-download", "--json")
     assert json.loads(again.stdout)["correct"] == metrics["correct"]
+
+
+@pytest.fixture(scope="module")
+def seed_checkpoint(tmp_path_factory):
+    """cifar_net.pth as the tutorial's own code saves it (verbatim, torchvision's CIFAR10 on the original
+    files), after one epoch; and the accuracy that code measured on the 10,000 test images."""
+    if not SEED.is_file():
+        pytest.skip("the tutorial's code (../shared/bench/seed_tutorial.py) is absent")
+    cwd = tmp_path_factory.mktemp("seed")
+    out = subprocess.run([sys.executable, str(SEED), str(DATA), "1"], cwd=cwd, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return cwd / "cifar_net.pth", float(re.search(r"acc=([\d.]+)", out.stdout)[1])
+
+
+def test_the_tutorials_own_checkpoint_scores_what_its_code_printed_in_our_cli(seed_checkpoint):
+    path, printed = seed_checkpoint
+    out = cli("evaluate", path, "--data-dir", DATA, "--no-download", "--json")
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    assert metrics["total"] == 10000 and metrics["correct"] / 100 == pytest.approx(printed, abs=1e-9)
+
+
+def test_the_tutorials_own_checkpoint_scores_what_its_code_printed_on_the_evaluate_page(seed_checkpoint,
+                                                                                        monkeypatch, tmp_path):
+    path, printed = seed_checkpoint
+    monkeypatch.setenv("CIFAR_DATA", str(DATA))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    at = open_app("dashboard/evaluate_page.py")
+    at.radio[0].set_value("Upload a .pth file").run()
+    at.file_uploader[0].set_value(("cifar_net.pth", path.read_bytes(), "application/octet-stream"))
+    at.run(timeout=300)
+    assert not at.exception and not at.error
+    assert at.metric[0].value == f"{printed:.2f} %"
+
+
+@pytest.mark.skipif(JPEG is None, reason="the JPEG copy is not extracted in ./data/cifar10-jpeg")
+def test_the_jpeg_folder_tree_is_the_same_images_compressed():
+    """The class-per-folder path on a real tree: same classes, counts and labels as the original, pixels
+    within JPEG's error, and the shipped model within a few points of its accuracy on the original."""
+    from core.checkpoints import load_model
+    from core.data import DataConfig, load_dataset, normalizer
+    from core.evaluate import evaluate
+
+    original = load_dataset(DataConfig(data_dir=str(DATA), download=False))
+    jpeg = load_dataset(DataConfig(data_dir=str(JPEG), download=False))
+    assert (original.kind, jpeg.kind) == ("torchvision", "folder") and jpeg.classes == original.classes
+    for a, b in ((original.train, jpeg.train), (original.test, jpeg.test)):
+        assert a.class_counts(10) == b.class_counts(10)
+    # the folder tree is stored class by class: compare the test images of one class, in order
+    cats = original.classes.index("cat")
+    a = original.test.images[original.test.labels == cats].float()
+    b = jpeg.test.images[jpeg.test.labels == cats].float()
+    assert (a - b).abs().mean() < 8  # JPEG q75 with 4:2:0 chroma: a few levels of 255 on average
+    loaded = load_model(ROOT / "models" / "default.pth")
+    normalize = normalizer(DataConfig(), "cpu")
+    on_original = evaluate(loaded.model, original.test, normalize, tta=loaded.tta).accuracy
+    on_jpeg = evaluate(loaded.model, jpeg.test, normalize, tta=loaded.tta).accuracy
+    assert on_original - 0.10 < on_jpeg <= on_original + 0.02
+
+
+def test_the_data_page_and_overview_name_the_original_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR_DATA", str(DATA))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    overview = open_app()
+    assert overview.metric[0].value == "60,000 images"
+    assert "CIFAR-10, original files" in [c.value for c in overview.caption]
+    data = open_app("dashboard/data_page.py")
+    assert any(m.value.startswith("**Source: CIFAR-10, original files**") for m in data.markdown)

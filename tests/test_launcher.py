@@ -45,7 +45,7 @@ def test_stop_is_honoured_quickly_and_resume_continues(tiny_tree, tmp_path):
 def test_killed_run_reads_as_interrupted_and_can_resume(tiny_tree, tmp_path):
     run = start_training(LONG, tmp_path / "runs", data_dir=str(tiny_tree))
     wait_for(run, ("running",), 60)
-    while not any(e["type"] == "epoch" for e in run.events()):  # a checkpoint exists after epoch 1
+    while not run.checkpoint_file.is_file():  # what the resume needs (written whole, then renamed)
         time.sleep(0.05)
     os.kill(run.launch()["pid"], signal.SIGKILL)
     assert wait_for(run, ("interrupted",), 10) == "interrupted"
