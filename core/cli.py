@@ -23,7 +23,8 @@ from core.images import ImageError, load_for_model
 from core.interpret import predict
 from core.models import MODELS
 from core.runs import Run, new_run_id
-from core.train import PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name, train, with_overrides
+from core.train import (PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name,
+                        slow_bf16, train, with_overrides)
 
 
 FLAG_HELP = {
@@ -37,7 +38,7 @@ FLAG_HELP = {
     "ema": "decay of a moving average of the weights that is evaluated and saved (e.g. 0.99; 0 = off)",
     "tta": "test-time augmentation in evaluation: none, flip or flip-translate",
     "channels_last": "NHWC memory layout (faster convolutions on CPUs and GPUs)",
-    "bf16": "bfloat16 autocast (for GPUs)", "compile": "torch.compile the model (compiling takes tens of seconds, counted as training time)",
+    "bf16": "bfloat16 autocast (GPUs, and CPUs with native bf16: AVX-512 BF16 or AMX)", "compile": "torch.compile the model (compiling takes tens of seconds, counted as training time)",
     "translate": "with --augment: random shift of up to this many pixels (0-8; 4 by default)",
     "norm_lr_scale": "learning-rate multiplier for BatchNorm scales and biases (airbench: 64)",
     "freeze_norm_scales": "keep BatchNorm scales at 1; only their biases learn",
@@ -177,6 +178,9 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
     printer = _Printer(run, progress=sys.stderr.isatty() and not args.no_progress, enabled=world.is_main)
     processes = f" x {world.size} processes" if world.distributed else ""
     printer.line(f"Training on {device_name(device)}{processes} with {dataset.description} -> {run.path}")
+    if slow_bf16(config, device):
+        printer.line("note: this CPU has no native bf16, so bf16 autocast is emulated and slower than fp32 here; "
+                     "add --no-bf16")
     try:
         result = train(config, dataset, device, data_config=data_config, on_event=printer, should_stop=stop,
                        save_checkpoint=run.save_checkpoint if world.is_main else lambda checkpoint: None,

@@ -66,7 +66,7 @@ def config_form() -> None:
                                 help="Average the predictions over mirrored (and shifted) copies"),
                 channels_last=f.checkbox(LABELS["channels_last"], value=base.channels_last,
                                          help="NHWC memory layout: faster convolutions on CPUs and GPUs"),
-                bf16=f.checkbox(LABELS["bf16"], value=base.bf16, help="bfloat16 autocast; pays off on GPUs"),
+                bf16=f.checkbox(LABELS["bf16"], value=base.bf16, help="bfloat16 autocast; pays off on GPUs and on CPUs with native bf16 (AVX-512 BF16, AMX)"),
                 compile=f.checkbox(LABELS["compile"], value=base.compile,
                                    help="Compiles the model first: tens of seconds, counted as training time"),
                 translate=d.number_input(LABELS["translate"], value=base.translate, step=1,

@@ -5,7 +5,7 @@ import pytest
 from conftest import open_app
 from core.launcher import start_training, wait_for
 from core.runs import list_runs
-from core.train import TrainConfig
+from core.train import PRESETS, TrainConfig
 
 PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
 
@@ -155,7 +155,7 @@ def test_a_speed_preset_fills_the_form_and_its_options_reach_the_run(env):
     assert [o.split(" — ")[0] for o in preset.options] == ["tutorial", "fast", "cpu-best", "gpu"]
     preset.select(next(o for o in preset.options if o.startswith("fast —"))).run()
     model = next(s for s in at.selectbox if s.label == "Model")
-    assert model.value == "widenet" and _number(at, "Batch size").value == 128
+    assert model.value == "widenet" and _number(at, "Batch size").value == PRESETS["fast"].batch_size == 96
     assert next(c for c in at.checkbox if c.label == "Nesterov momentum").value
     assert next(s for s in at.selectbox if s.label == "Test-time augmentation").value == "flip"
     next(c for c in at.checkbox if c.label == "Channels-last layout").uncheck()
