@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from core.data import CIFAR10_CLASSES
@@ -60,4 +61,7 @@ def load_model(target: str | Path | bytes, num_classes: int | None = None, name:
     if not classes or len(classes) != outputs:
         classes = list(CIFAR10_CLASSES) if outputs == len(CIFAR10_CLASSES) else [f"class {i}" for i in range(outputs)]
     tta = meta.get("tta") if meta.get("tta") in TTA else "none"
-    return LoadedModel(model.eval(), name, list(classes), path, tta)
+    # channels-last weights make every convolution run NHWC whatever the input's layout: the same
+    # predictions, twice as fast for fastnet on a CPU (BENCHMARKS.md, evaluation)
+    model = model.to(memory_format=torch.channels_last).eval()
+    return LoadedModel(model, name, list(classes), path, tta)
