@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.launcher import start_training, train_args  # noqa: E402
 from core.runs import Run  # noqa: E402
-from core.train import PRESETS, with_overrides  # noqa: E402
+from core.config import PRESETS, with_overrides  # noqa: E402
 
 
 def images_per_s(run: Run) -> float:

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.data import DataConfig, Dataset, Split, load_dataset  # noqa: E402
-from core.train import PRESETS, choose_device, with_overrides  # noqa: E402
+from core.config import PRESETS, with_overrides  # noqa: E402
+from core.devices import choose_device  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from presets import train_measured, warm_up  # noqa: E402

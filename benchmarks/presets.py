@@ -62,7 +62,8 @@ def train_measured(config, dataset, device, data_config) -> dict:
 
 def warm_up(dataset, device, data_config) -> None:
     """One untimed epoch of the gpu preset: cuDNN autotuning and CUDA start-up belong to no particular run."""
-    from core.train import PRESETS, train, with_overrides
+    from core.config import PRESETS, with_overrides
+    from core.train import train
 
     train(with_overrides(PRESETS["gpu"], epochs=1), dataset, device, data_config=data_config)
 
@@ -71,7 +72,8 @@ def run_gpu(data_dir: Path, seeds: int) -> dict:
     import torch
 
     from core.data import DataConfig, load_dataset
-    from core.train import PRESETS, choose_device, with_overrides
+    from core.config import PRESETS, with_overrides
+    from core.devices import choose_device
 
     device = choose_device("cuda")
     data_config = DataConfig(data_dir=str(data_dir), download=False)

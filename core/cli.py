@@ -15,34 +15,23 @@ from pathlib import Path
 
 import torch
 
+from core import events
 from core.checkpoints import load_model
 from core.data import DataConfig, DataError, load_dataset, normalizer
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
 from core.interpret import predict
-from core.models import MODELS
 from core.runs import Run, new_run_id
-from core.train import (PRESETS, SCHEDULES, ConfigError, Diverged, TrainConfig, choose_device, device_name,
-                        slow_bf16, train, with_overrides)
+from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
+from core.devices import choose_device, device_name, slow_bf16
+from core.train import Diverged, train
 
 
-FLAG_HELP = {
-    "model": f"one of {sorted(MODELS)}",
-    "width": "first layer's channels (net: conv1 outputs = conv2 inputs, the tutorial's exercise)",
-    "schedule": f"one of {list(SCHEDULES)}", "augment": "random crop + horizontal flip on the device",
-    "device": "auto (default), cpu, cuda, cuda:N or mps", "threads": "CPU threads (0: one for batches of 8 or fewer on a CPU, else torch decides)",
-    "log_interval": "mini-batches per printed loss line",
-    "nesterov": "Nesterov momentum", "label_smoothing": "label smoothing of the loss, 0 to <1",
-    "decay_weights_only": "weight decay on conv/linear weights only, not on biases or norm layers",
-    "ema": "decay of a moving average of the weights that is evaluated and saved (e.g. 0.99; 0 = off)",
-    "tta": "test-time augmentation in evaluation: none, flip or flip-translate",
-    "channels_last": "NHWC memory layout (faster convolutions on CPUs and GPUs)",
-    "bf16": "bfloat16 autocast (GPUs, and CPUs with native bf16: AVX-512 BF16 or AMX)", "compile": "torch.compile the model (compiling takes tens of seconds, counted as training time)",
-    "translate": "with --augment: random shift of up to this many pixels (0-8; 4 by default)",
-    "norm_lr_scale": "learning-rate multiplier for BatchNorm scales and biases (airbench: 64)",
-    "freeze_norm_scales": "keep BatchNorm scales at 1; only their biases learn",
-}
+def flag_help(f) -> str:
+    """A setting's help on the command line: its own text, its choices, and its default."""
+    choices = f" ({', '.join(f.metadata['choices'])})" if f.metadata["choices"] else ""
+    return f"{f.metadata['help']}{choices}; default: the preset's"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,13 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model into a run directory")
-    t.add_argument("--preset", choices=sorted(PRESETS), default="tutorial")
-    for f in fields(TrainConfig):  # one flag per setting, generated so the two cannot drift apart
+    t.add_argument("--preset", choices=sorted(PRESETS), default="tutorial",
+                   help="named settings to start from (tutorial: the tutorial exactly); the flags below override them")
+    for f in fields(TrainConfig):  # one flag per setting, from the setting itself (core/config.py)
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
-            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=flag_help(f))
         else:
-            t.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], help=FLAG_HELP.get(f.name))
+            t.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], help=flag_help(f))
     t.add_argument("--data-dir", help="data directory (default: $CIFAR_DATA, else ./data)")
     t.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
     where = t.add_mutually_exclusive_group()
@@ -100,6 +90,7 @@ class _Printer:
 
     def __init__(self, run: Run, progress: bool, enabled: bool = True):
         self.run, self.bar, self.progress, self.enabled = run, None, progress, enabled
+        self.events: list[dict] = []  # this process's, for events.progress()
 
     def line(self, text: str) -> None:
         if not self.enabled:
@@ -114,19 +105,21 @@ class _Printer:
         if not self.enabled:
             return
         self.run.append_event(event)
+        self.events.append(event)
         kind = event["type"]
-        if kind == "status" and event["status"] == "running" and self.progress:
+        if kind == events.STATUS and event["status"] == "running" and self.progress:
             from tqdm import tqdm
 
-            total = event["epochs"] * event["steps_per_epoch"]
-            self.bar = tqdm(total=total, initial=event["epoch"] * event["steps_per_epoch"] + event["step"],
-                            unit="batch", dynamic_ncols=True, file=sys.stderr)
-        elif kind == "step" and self.bar is not None:
-            self.bar.update(event["global_step"] - self.bar.n)
-            self.bar.set_postfix(loss=f"{event['loss']:.3f}", img_s=f"{event['images_per_s']:.0f}")
-        elif kind == "log":
+            where = events.progress(self.events)
+            self.bar = tqdm(total=where.total_steps, initial=where.done_steps, unit="batch", dynamic_ncols=True,
+                            file=sys.stderr)
+        elif kind == events.STEP and self.bar is not None:
+            where = events.progress(self.events)
+            self.bar.update(where.done_steps - self.bar.n)
+            self.bar.set_postfix(loss=f"{event['loss']:.3f}", img_s=f"{where.images_per_s:.0f}")
+        elif kind == events.LOG:
             self.line(f"[{event['epoch']}, {event['step']:5d}] loss: {event['loss']:.3f}")
-        elif kind == "epoch":
+        elif kind == events.EPOCH:
             self.line(f"Epoch {event['epoch']}: test accuracy {100 * event['test_accuracy']:.2f} %")
 
     def close(self):
@@ -188,7 +181,7 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
         printer.close()
         if result.status == "stopped":
             printer.line(f"Stopped; resume with: python -m core train --resume {run.path}")
-            printer({"type": "status", "status": "stopped", "epoch": result.epochs_done})
+            printer(events.status("stopped", epoch=result.epochs_done))
             return 0
         printer.line("Finished Training")
         if world.is_main:
@@ -199,8 +192,7 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
                                "epochs": config.epochs, "world_size": world.size})
             for line in tutorial_lines(metrics, dataset.classes):
                 printer.line(line)
-            printer({"type": "status", "status": "done", "test_accuracy": metrics.accuracy,
-                     "train_seconds": result.train_seconds})
+            printer(events.status("done", test_accuracy=metrics.accuracy, train_seconds=result.train_seconds))
         return 0
     except BaseException as exc:
         printer.close()
@@ -210,7 +202,7 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
             message = (f"the {world.size}-process job broke off (usually another training process died or was "
                        f"killed): {message}")
             exc = RuntimeError(message)
-        printer({"type": "status", "status": status, "message": message})
+        printer(events.status(status, message=message))
         if world.is_main:
             run.log(traceback.format_exc())
         raise exc

@@ -7,15 +7,16 @@ child exits.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from core.runs import LAUNCH_FILE, Run, atomic_write_json, last_status, new_run_id
-from core.train import TrainConfig
+from core.events import last_status
+from core.processes import ask_to_stop
+from core.runs import LAUNCH_FILE, Run, atomic_write_json, new_run_id
+from core.config import TrainConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +97,7 @@ def stop_training(run: Run) -> bool:
     if run.state(events) not in ("running", "starting"):
         return False
     pid = last_status(events).get("pid") or run.launch().get("pid")
-    os.kill(pid, signal.SIGTERM)
+    ask_to_stop(pid)
     return True
 
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
+from core.events import EPOCH, FINAL_STATES, last_status, of_type
 from core.models import CheckpointError
+from core.processes import trainer_alive
 
 RESERVED_GRACE_S = 10.0  # an empty run directory younger than this is still being started
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -155,11 +157,11 @@ class Run:
         status = last_status(events)
         launch = self.launch()
         if launch.get("time", 0) > status.get("time", 0) and status:
-            return "starting" if process_alive(launch["pid"], self.path) else "failed"
+            return "starting" if trainer_alive(launch["pid"], self.path, launch["time"]) else "failed"
         if status.get("status") in FINAL_STATES:
             return status["status"]
-        pid = status.get("pid") or launch.get("pid")
-        alive = bool(pid) and process_alive(pid, self.path)
+        pid, seen_at = (status["pid"], status.get("time")) if status.get("pid") else (launch.get("pid"), launch.get("time"))
+        alive = bool(pid) and trainer_alive(pid, self.path, seen_at)
         if status.get("status") == "running":
             return "running" if alive else "interrupted"
         if alive or (not launch and not events and self._just_reserved()):
@@ -190,8 +192,9 @@ class Run:
         except (FileNotFoundError, ValueError):
             config = {}
         train = config.get("train", {})
-        accuracies = [e["test_accuracy"] for e in events if e.get("type") == "epoch"]
-        epochs_done = max([e["epoch"] for e in events if e.get("type") == "epoch"], default=0)
+        epochs = of_type(events, EPOCH)
+        accuracies = [e["test_accuracy"] for e in epochs]
+        epochs_done = max([e["epoch"] for e in epochs], default=0)
         seconds = max([e.get("train_seconds", 0) for e in events if "train_seconds" in e], default=0.0)
         started = config.get("created") or self.launch().get("time") or self.path.stat().st_mtime
         metrics = self.metrics() or {}
@@ -202,32 +205,7 @@ class Run:
                 "train_seconds": seconds, "device": config.get("device"), "started": started}
 
 
-FINAL_STATES = ("done", "stopped", "failed", "diverged")
 LAUNCH_FILE = "launch.json"
-
-
-def last_status(events: list[dict]) -> dict:
-    return next((e for e in reversed(events) if e.get("type") == "status"), {})
-
-
-def process_alive(pid: int, run_path: Path) -> bool:
-    """Is `pid` a live process training `run_path`? (pid reuse by another program reads as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
-        return not zombie and "core" in text and run_path.name in text
-    return True
 
 
 class EventReader:
@@ -283,16 +261,6 @@ def resolve_run(root: Path, run_id: str) -> Run:
     if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"{run_id!r} is not a run inside {root}.")
     return Run(path)
-
-
-def curves(events: list[dict]) -> dict[str, list]:
-    """Chart-ready columns from a run's events: per reported step, and per epoch."""
-    steps = [e for e in events if e.get("type") == "step"]
-    epochs = [e for e in events if e.get("type") == "epoch"]
-    return {"global_step": [e["global_step"] for e in steps], "images_seen": [e["images_seen"] for e in steps],
-            "loss": [e["loss"] for e in steps], "lr": [e["lr"] for e in steps],
-            "images_per_s": [e["images_per_s"] for e in steps],
-            "epoch": [e["epoch"] for e in epochs], "test_accuracy": [e["test_accuracy"] for e in epochs]}
 
 
 def log_tail(run: Run, lines: int = 30) -> list[str]:

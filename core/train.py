@@ -9,167 +9,27 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
+from core import events
 from core.averaging import NoAverage, WeightAverage
+from core.config import TrainConfig
 from core.data import DataConfig, DataError, Dataset, augment, normalizer
+from core.devices import device_name
 from core.distributed import SINGLE, World
-from core.evaluate import TTA, EvalResult, evaluate
-from core.models import MODELS, build_model, prepare_model
+from core.evaluate import EvalResult, evaluate
+from core.models import build_model, prepare_model
 from core.optim import SGD
-
-SCHEDULES = ("constant", "cosine", "onecycle")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-ONECYCLE_WARMUP = 0.2  # fraction of all steps spent rising to the peak lr
-
-
-class ConfigError(ValueError):
-    """Invalid training settings; `problems` maps each field to what is wrong with it."""
-
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
-
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "net"
-    width: int = 6  # the tutorial's exercise: conv1's outputs = conv2's inputs
-    epochs: int = 2
-    batch_size: int = 4
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    augment: bool = False  # random translation (see `translate`) + horizontal flip, on the device
-    device: str = "auto"
-    seed: int = 0
-    log_interval: int = 2000  # mini-batches per printed running loss, as the tutorial
-    threads: int = 0  # CPU threads; 0 lets torch decide
-    # Beyond the tutorial (issue: Speed). Every default keeps the tutorial's behaviour.
-    nesterov: bool = False
-    label_smoothing: float = 0.0
-    decay_weights_only: bool = False  # weight decay on conv/linear weights, not on biases and norms
-    ema: float = 0.0  # decay of a moving average of the weights, evaluated and saved; 0 = off
-    tta: str = "none"  # test-time augmentation when evaluating: none, flip, flip-translate
-    channels_last: bool = False
-    bf16: bool = False  # bfloat16 autocast for the forward pass and loss
-    compile: bool = False  # torch.compile the model for training
-    translate: int = 4  # with augment: shift by up to this many pixels (a crop of the zero-padded image)
-    norm_lr_scale: float = 1.0  # learning-rate multiplier for BatchNorm's parameters
-    freeze_norm_scales: bool = False  # BatchNorm scales stay 1; only their biases learn
-
-    def __post_init__(self):
-        problems = self.problems()
-        if problems:
-            raise ConfigError(problems)
-
-    def problems(self) -> dict[str, str]:
-        p = {}
-        for f in fields(self):  # the types are part of the contract: "2" is not 2
-            value, kind = getattr(self, f.name), {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, kind):
-                p[f.name] = f"must be {f.type}, got {value!r}"
-        if p:
-            return p
-        checks = [
-            ("model", self.model in MODELS, f"unknown model; choose one of {sorted(MODELS)}"),
-            ("width", 1 <= self.width <= 512, "must be between 1 and 512"),
-            ("epochs", 1 <= self.epochs <= 1000, "must be between 1 and 1000"),
-            ("batch_size", 1 <= self.batch_size <= 65536, "must be between 1 and 65536"),
-            ("lr", math.isfinite(self.lr) and 0 < self.lr <= 10, "must be above 0 and at most 10"),
-            ("momentum", math.isfinite(self.momentum) and 0 <= self.momentum < 1, "must be in [0, 1)"),
-            ("weight_decay", math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1, "must be in [0, 1]"),
-            ("schedule", self.schedule in SCHEDULES, f"choose one of {list(SCHEDULES)}"),
-            ("device", self.device in DEVICES or self.device.startswith("cuda:"), f"choose one of {list(DEVICES)}"),
-            ("seed", 0 <= self.seed < 2**63, "must be a non-negative integer"),
-            ("log_interval", 1 <= self.log_interval <= 10**9, "must be at least 1"),
-            ("threads", 0 <= self.threads <= 1024, "must be between 0 (automatic) and 1024"),
-            ("label_smoothing", math.isfinite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
-             "must be in [0, 1)"),
-            ("ema", math.isfinite(self.ema) and 0 <= self.ema < 1, "must be in [0, 1) (0 turns averaging off)"),
-            ("tta", self.tta in TTA, f"choose one of {list(TTA)}"),
-            ("nesterov", not (self.nesterov and self.momentum == 0), "needs a momentum above 0"),
-            ("translate", 0 <= self.translate <= 8, "must be between 0 and 8 pixels"),
-            ("norm_lr_scale", math.isfinite(self.norm_lr_scale) and 0 < self.norm_lr_scale <= 1000,
-             "must be above 0 and at most 1000"),
-        ]
-        return {name: message for name, ok, message in checks if not ok}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError({k: "unknown setting" for k in unknown})
-        return cls(**values)
-
-
-# What the speed presets share: Nesterov SGD on a one-cycle schedule with label smoothing, weight
-# decay on weights only, channels-last convolutions (faster on CPUs too) and flip test-time views.
-_SPEED = dict(schedule="onecycle", momentum=0.9, nesterov=True, label_smoothing=0.1, weight_decay=5e-4,
-              decay_weights_only=True, channels_last=True, tta="flip", log_interval=100)
-# bf16 autocast halves the CPU presets' time on CPUs with native bf16 (AVX-512 BF16, AMX); the CLI says
-# when a CPU lacks it (emulated bf16 is slower: pass --no-bf16 there). Figures: BENCHMARKS.md.
-
-# The tutorial, exactly: batch 4, SGD(lr=0.001, momentum=0.9), 2 epochs, loss every 2000 batches.
-PRESETS: dict[str, TrainConfig] = {
-    "tutorial": TrainConfig(),
-    "fast": TrainConfig(**{**_SPEED, "model": "widenet", "width": 8, "epochs": 1, "batch_size": 96, "lr": 0.15,
-                           "bf16": True}),
-    "cpu-best": TrainConfig(**{**_SPEED, "model": "fastnet", "width": 16, "epochs": 6, "batch_size": 256, "lr": 0.4,
-                               "label_smoothing": 0.2, "augment": True, "ema": 0.99, "tta": "flip-translate",
-                               "bf16": True}),
-    "gpu": TrainConfig(**{**_SPEED, "model": "fastnet", "width": 64, "epochs": 15, "batch_size": 1024, "lr": 0.8,
-                          "label_smoothing": 0.2, "augment": True, "ema": 0.99, "tta": "flip-translate",
-                          "bf16": True, "log_interval": 10}),
-}
-PRESET_DESCRIPTIONS = {
-    "tutorial": "The tutorial exactly: Net, batch 4, SGD lr 0.001 momentum 0.9, 2 epochs (~54 %).",
-    "fast": "Beyond the tutorial's accuracy in a few seconds on a CPU: widenet w8, one epoch of batch 96, "
-            "one-cycle, bf16 (~66 %).",
-    "cpu-best": "Best accuracy in the tutorial's CPU time: airbench-style fastnet w16, 6 epochs, augmentation, "
-                "weight averaging, bf16 (~86 %).",
-    "gpu": "airbench-style for one GPU: fastnet w64, bf16, 15 epochs of batch 1024, flip-translate TTA (~5 s on an "
-           "H200; its accuracy on the original CIFAR-10 is not yet measured on a GPU).",
-}
-
-
-def choose_device(requested: str = "auto") -> torch.device:
-    """cuda, then mps, then cpu; an explicit choice wins but must exist."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError({"device": "CUDA was requested but no CUDA GPU is visible; use auto or cpu"})
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError({"device": "MPS was requested but is not available here; use auto or cpu"})
-    return torch.device(requested)
-
-
-def slow_bf16(config: TrainConfig, device: torch.device) -> bool:
-    """bf16 asked for on a CPU that only emulates it (no AVX-512 BF16 or AMX): slower than fp32 there."""
-    return config.bf16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    return {"mps": "Apple GPU (MPS)", "cpu": "CPU"}.get(device.type, str(device))
+ONECYCLE_WARMUP = 0.2  # fraction of all steps spent rising to the peak lr
 
 
 def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -334,10 +194,10 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
 
-    on_event({"type": "status", "status": "running", "pid": os.getpid(), "device": device_name(device),
-              "epoch": start_epoch, "step": start_step, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs,
-              "train_size": n, "test_size": len(test_set), "resumed": resume is not None,
-              "parameters": sum(p.numel() for p in model.parameters()), "world_size": world.size})
+    on_event(events.status("running", pid=os.getpid(), device=device_name(device), epoch=start_epoch,
+                           step=start_step, steps_per_epoch=steps_per_epoch, epochs=config.epochs, train_size=n,
+                           test_size=len(test_set), resumed=resume is not None,
+                           parameters=sum(p.numel() for p in model.parameters()), world_size=world.size))
 
     def stop_requested(step: int) -> bool:
         if not world.distributed:
@@ -386,15 +246,12 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 now = time.perf_counter()
                 train_seconds += now - window_start
                 running_loss += window_sum
-                on_event({"type": "step", "epoch": epoch + 1, "step": i + 1,
-                          "global_step": epoch * steps_per_epoch + i + 1,
-                          "images_seen": (epoch * steps_per_epoch + i + 1) * config.batch_size,
-                          "loss": window_sum / window_steps, "lr": optimizer.param_groups[0]["lr"],
-                          "images_per_s": window_steps * config.batch_size / max(now - window_start, 1e-9),
-                          "train_seconds": train_seconds})
+                on_event(events.step(epoch=epoch + 1, step=i + 1, steps_per_epoch=steps_per_epoch,
+                                     batch_size=config.batch_size, loss=window_sum / window_steps,
+                                     lr=optimizer.param_groups[0]["lr"], train_seconds=train_seconds,
+                                     images_per_s=window_steps * config.batch_size / max(now - window_start, 1e-9)))
                 if at_log:
-                    on_event({"type": "log", "epoch": epoch + 1, "step": i + 1,
-                              "loss": running_loss / config.log_interval})
+                    on_event(events.log(epoch=epoch + 1, step=i + 1, loss=running_loss / config.log_interval))
                     running_loss = 0.0
                 window_loss.zero_()
                 window_start, window_steps = time.perf_counter(), 0
@@ -408,15 +265,10 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             # the event follows the files it announces: a kill between the two leaves a checkpoint
             # nobody was told about, never an announced epoch with nothing to resume from
             save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
-            on_event({"type": "epoch", "epoch": epoch + 1, "test_accuracy": evaluation.accuracy,
-                      "train_seconds": train_seconds})
+            on_event(events.epoch_end(epoch=epoch + 1, test_accuracy=evaluation.accuracy,
+                                      train_seconds=train_seconds))
             if not dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
                                 "data, then resume the run.")
     return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation)
-
-
-def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
-    """`config` with the given non-None fields replaced (validated like any config)."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

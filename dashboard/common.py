@@ -9,7 +9,7 @@ import streamlit as st
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
-from core.train import choose_device, device_name
+from core.devices import choose_device, device_name
 
 RUNNING = ("running", "starting")
 

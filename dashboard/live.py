@@ -2,7 +2,8 @@
 import streamlit as st
 
 from core.launcher import resume_training, stop_training
-from core.runs import curves, last_status, log_tail
+from core.events import curves, last_status, progress
+from core.runs import log_tail
 from dashboard.charts import Series, accuracy_figure, loss_figure
 from dashboard.common import RUNNING, events, fmt_seconds
 
@@ -10,27 +11,16 @@ from dashboard.common import RUNNING, events, fmt_seconds
 def live_view(run) -> None:
     evs = events(run)
     state = run.state(evs)
-    start = next((e for e in reversed(evs) if e.get("status") == "running"), {})  # epochs, steps per epoch
+    where = progress(evs)
     c = curves(evs)
-    steps = [e for e in evs if e.get("type") == "step"]
     st.subheader(f"Run {run.id}")
-    total = start.get("epochs", 0) * start.get("steps_per_epoch", 0)
-    done_steps = steps[-1]["global_step"] if steps else 0
-    if state in RUNNING or total:
-        epoch = steps[-1]["epoch"] if steps else 1
-        step = steps[-1]["step"] if steps else 0
-        st.progress(min(done_steps / total, 1.0) if total else 0.0,
-                    text=f"{state} · epoch {epoch}/{start.get('epochs', '?')} · step {step}/"
-                         f"{start.get('steps_per_epoch', '?')}" if total else f"{state} · loading data…")
-    ips = steps[-1]["images_per_s"] if steps else None
-    try:
-        batch = run.config()["train"]["batch_size"]
-    except (FileNotFoundError, ValueError, KeyError):  # not written yet, or damaged
-        batch = 1
-    left = (total - done_steps) * batch / ips if ips and state in RUNNING else None
+    if state in RUNNING or where.total_steps:
+        st.progress(where.fraction, text=f"{state} · epoch {where.epoch}/{where.epochs} · step {where.step}/"
+                                         f"{where.steps_per_epoch}" if where.total_steps else f"{state} · loading data…")
+    left = where.seconds_left if state in RUNNING else None
     m = st.columns(4)
-    m[0].metric("Images / s", f"{ips:,.0f}" if ips else "—")
-    m[1].metric("Training time", fmt_seconds(steps[-1]["train_seconds"]) if steps else "—")
+    m[0].metric("Images / s", f"{where.images_per_s:,.0f}" if where.images_per_s else "—")
+    m[1].metric("Training time", fmt_seconds(where.train_seconds) if where.train_seconds is not None else "—")
     m[2].metric("Time left", fmt_seconds(left) if left is not None else "—")
     m[3].metric("Test accuracy", f"{100 * c['test_accuracy'][-1]:.1f} %" if c["test_accuracy"] else "—",
                 help="after the last finished epoch")

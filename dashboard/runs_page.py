@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from core.launcher import resume_training
-from core.runs import curves, delete_run, list_runs, rename_run
+from core.events import curves
+from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from dashboard.common import RUNNING, events, fmt_seconds, runs_root
 

@@ -170,7 +170,7 @@ def test_every_setting_has_a_flag_and_launcher_args_round_trip():
     from dataclasses import fields
     from core.cli import _parser
     from core.launcher import train_args
-    from core.train import TrainConfig, with_overrides, PRESETS
+    from core.config import PRESETS, TrainConfig, with_overrides
     config = TrainConfig(model="net", width=9, epochs=3, batch_size=17, lr=0.0123456789, momentum=0.5,
                          weight_decay=1e-4, schedule="cosine", augment=True, device="cpu", seed=42,
                          log_interval=7, threads=1)

@@ -5,7 +5,7 @@ import pytest
 from conftest import open_app
 from core.launcher import start_training, wait_for
 from core.runs import list_runs
-from core.train import PRESETS, TrainConfig
+from core.config import PRESETS, TrainConfig
 
 PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
 
@@ -166,3 +166,19 @@ def test_a_speed_preset_fills_the_form_and_its_options_reach_the_run(env):
     config = run.config()
     assert config["preset"] == "fast" and config["train"]["model"] == "widenet"
     assert config["train"]["nesterov"] and config["train"]["tta"] == "flip" and not config["train"]["channels_last"]
+
+
+def test_every_training_setting_is_a_cli_flag_and_a_form_field(env):
+    """Both surfaces are generated from TrainConfig's fields: a new setting appears in each by itself."""
+    from dataclasses import fields
+
+    from core.cli import _parser
+
+    train = next(a for a in _parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith("train"))
+    flags = {option for action in train._actions for option in action.option_strings}
+    at = open_app("dashboard/train_page.py")
+    shown = {w.label for kind in ("number_input", "selectbox", "checkbox") for w in at.get(kind)}
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in flags, f.name
+        assert f.metadata["label"] in shown, f.name
+        assert f.metadata["help"], f.name

@@ -8,7 +8,7 @@ import image_zoo
 from conftest import open_app
 from core.launcher import start_training, wait_for
 from core.models import Net
-from core.train import TrainConfig
+from core.config import TrainConfig
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, free_port, make_tree
 from core.launcher import start_training, wait_for
 from core.runs import Run
-from core.train import TrainConfig
+from core.config import TrainConfig
 
 ARGS = ["--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--log-interval", "3", "--no-download", "--no-progress"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

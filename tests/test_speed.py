@@ -11,7 +11,8 @@ from core.checkpoints import load_model
 from core.data import DataConfig, load_dataset, normalizer
 from core.evaluate import TTA, _shift, evaluate, tta_logits
 from core.models import MODELS, FastNet, WideNet, build_model, model_from_state_dict
-from core.train import PRESET_DESCRIPTIONS, PRESETS, TrainConfig, param_groups, prepare_sample, train
+from core.config import PRESETS, PRESET_DESCRIPTIONS, TrainConfig
+from core.train import param_groups, prepare_sample, train
 
 CPU = torch.device("cpu")
 

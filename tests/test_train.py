@@ -6,7 +6,9 @@ import torch
 from core.data import DataConfig, load_dataset
 from core.evaluate import evaluate, tutorial_lines
 from core.data import normalizer
-from core.train import PRESETS, ConfigError, TrainConfig, choose_device, lr_at, train
+from core.config import PRESETS, ConfigError, TrainConfig
+from core.devices import choose_device
+from core.train import lr_at, train
 
 TINY = TrainConfig(epochs=3, batch_size=4, lr=0.01, log_interval=3)
 

@@ -10,7 +10,7 @@ from conftest import open_app
 from core.launcher import start_training, stop_training, wait_for
 from core.models import Net
 from core.runs import list_runs, rename_run
-from core.train import TrainConfig
+from core.config import TrainConfig
 
 LONG = TrainConfig(epochs=500, lr=0.01, log_interval=50)
 

@@ -11,7 +11,9 @@ from core.data import DataConfig, load_dataset
 from core.evaluate import TTA
 from core.launcher import train_args
 from core.models import MODELS
-from core.train import ConfigError, TrainConfig, choose_device, train
+from core.config import ConfigError, TrainConfig
+from core.devices import choose_device
+from core.train import train
 
 VALID = {
     "model": st.sampled_from(sorted(MODELS)), "width": st.integers(1, 64), "epochs": st.integers(1, 1000),

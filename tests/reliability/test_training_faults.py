@@ -14,7 +14,7 @@ import torch
 from conftest import ROOT, make_tree
 from core.launcher import resume_training, start_training, wait_for
 from core.runs import Run
-from core.train import TrainConfig
+from core.config import TrainConfig
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
