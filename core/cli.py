@@ -13,15 +13,14 @@ import traceback
 from dataclasses import asdict, fields
 from pathlib import Path
 
-import torch
 
 from core import events
 from core.checkpoints import load_model
-from core.data import DataConfig, DataError, load_dataset, normalizer
+from core.data import DataConfig, DataError, load_dataset
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
-from core.interpret import predict
+from core.interpret import predict, top_k
 from core.runs import Run, new_run_id
 from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
 from core.devices import choose_device, device_name, slow_bf16
@@ -212,7 +211,7 @@ def cmd_evaluate(args) -> int:
     device = choose_device(args.device)
     dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=not args.no_download))
     loaded = load_model(args.target, num_classes=len(dataset.classes))
-    metrics = evaluate(loaded.model.to(device), dataset.test.to(device), normalizer(DataConfig(), device), tta=loaded.tta)
+    metrics = evaluate(loaded.model.to(device), dataset.test.to(device), loaded.normalizer(device), tta=loaded.tta)
     if args.json:
         print(json.dumps(metrics.to_dict(dataset.classes), indent=2))
     else:
@@ -225,7 +224,7 @@ def cmd_predict(args) -> int:
         raise ConfigError({"top": "must be at least 1"})
     loaded = load_model(args.model)
     model, classes = loaded.model, loaded.classes
-    normalize = normalizer(DataConfig(), "cpu")
+    normalize = loaded.normalizer()
     failed = 0
     for name in args.images:
         try:
@@ -234,9 +233,8 @@ def cmd_predict(args) -> int:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        probabilities = torch.tensor(predict(model, images, normalize, tta=loaded.tta)[0].probabilities)
-        top = probabilities.topk(min(args.top, len(classes)))
-        shown = ", ".join(f"{classes[i]} {100 * p:.1f} %" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        probabilities = predict(model, images, normalize, tta=loaded.tta)[0].probabilities
+        shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(probabilities, classes, args.top))
         print(f"{name}: {shown}")
     return 1 if failed else 0
 

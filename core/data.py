@@ -260,11 +260,6 @@ def normalizer(config: DataConfig, device: torch.device | str, channels_last: bo
     return normalize
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch of index batches (last one may be short, as DataLoader(drop_last=False))."""
-    return list(torch.randperm(n, generator=generator).split(batch_size))
-
-
 def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crop with `pad` zero pixels of padding and random horizontal flip, batched, on uint8."""
     b, c, h, w = images.shape

@@ -61,6 +61,12 @@ def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: st
     return [Prediction(p.tolist(), int(p.argmax())) for p in probabilities]
 
 
+def top_k(probabilities: list[float], classes: list[str], k: int = 3) -> list[tuple[str, float]]:
+    """The k most probable classes with their probabilities, most probable first."""
+    ranked = sorted(range(len(classes)), key=lambda i: -probabilities[i])[:k]
+    return [(classes[i], probabilities[i]) for i in ranked]
+
+
 def saliency(model: nn.Module, image: torch.Tensor, normalize: Callable, target: int | None = None,
              layer: str | None = "conv2") -> np.ndarray:
     """A [32,32] map in [0,1] of where the evidence for `target` (default: the top class) lies.

@@ -1,12 +1,9 @@
-import json
-
 import pandas as pd
 import streamlit as st
 import torch
 
-from core.data import DataConfig, normalizer
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
-from core.interpret import overlay, predict, saliency
+from core.interpret import overlay, predict, saliency, top_k
 from core.models import CheckpointError
 from dashboard.charts import probability_figure
 from dashboard.common import dataset, loaded_model, model_choices
@@ -25,11 +22,9 @@ try:
 except CheckpointError as exc:
     st.error(str(exc))
     st.stop()
-card = choices[label].with_suffix(".json")
-detail = ""
-if card.exists():
-    info = json.loads(card.read_text())
-    detail = f" — {100 * info['test_accuracy']:.1f} % on CIFAR-10's test set, trained {info['date']}"
+card = loaded.card
+detail = f" — {100 * card['test_accuracy']:.1f} % on CIFAR-10's test set, trained {card.get('date', '?')}" \
+    if isinstance(card.get("test_accuracy"), (int, float)) else ""
 st.caption(f"Classifying with **{label}** ({loaded.name}, {len(loaded.classes)} classes){detail}.")
 
 upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Test images"])
@@ -56,7 +51,7 @@ if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")
     st.stop()
 
-normalize = normalizer(DataConfig(), "cpu")
+normalize = loaded.normalizer()
 rows = []
 for name, content in items:
     st.divider()
@@ -72,10 +67,9 @@ for name, content in items:
         rows.append({"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"})
         continue
     result = predict(loaded.model, tensor.unsqueeze(0), normalize, tta=loaded.tta)[0]
-    top3 = sorted(range(len(loaded.classes)), key=lambda i: -result.probabilities[i])[:3]
     rows.append({"image": name, "prediction": loaded.classes[result.top],
                  "confidence": round(100 * result.probabilities[result.top], 2),
-                 "top 3": ", ".join(f"{loaded.classes[i]} {100 * result.probabilities[i]:.1f} %" for i in top3)})
+                 "top 3": ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(result.probabilities, loaded.classes))})
     heat = saliency(loaded.model, tensor, normalize, target=result.top, layer=loaded.cam_layer)
     cols = st.columns([2, 1, 1, 3])
     cols[0].image(original, caption=name, width="stretch")

@@ -141,13 +141,20 @@ def loaded_model(path: Path | None = None, upload=None):
 @st.cache_resource(max_entries=16, show_spinner="Evaluating on the test set…")
 def _evaluation(key: str, mtime: float, data_path: str, _loaded):
     from core.evaluate import evaluate
-    from core.data import normalizer
 
     ds = _dataset(data_path)
-    return evaluate(_loaded.model, ds.test, normalizer(DataConfig(), "cpu"), num_classes=len(ds.classes),
+    return evaluate(_loaded.model, ds.test, _loaded.normalizer(), num_classes=len(ds.classes),
                     tta=_loaded.tta)
 
 
 def evaluation(loaded, key: str, mtime: float):
     """Test-set results of a model, cached: revisiting a checkpoint is instant."""
     return _evaluation(key, mtime, str(data_dir()), loaded)
+
+
+def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
+    """Pictures in rows of `per_row` columns, each with its caption (Data and Evaluate pages)."""
+    for start in range(0, len(images), per_row):
+        for column, image, caption in zip(st.columns(per_row), images[start:start + per_row],
+                                          captions[start:start + per_row]):
+            column.image(image, caption=caption, width="stretch")

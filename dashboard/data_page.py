@@ -4,7 +4,7 @@ import streamlit as st
 from core.data import DataConfig, DataError, download_cifar10
 from core.images import enlarge
 from dashboard.charts import class_counts_figure
-from dashboard.common import data_dir, dataset, dataset_error, forget_dataset
+from dashboard.common import data_dir, dataset, dataset_error, forget_dataset, image_grid
 
 st.title("Data")
 ds = dataset()
@@ -59,7 +59,4 @@ pool = torch.arange(len(ds.train)) if choice == "All classes" else \
     torch.nonzero(ds.train.labels == classes.index(choice)).flatten()
 generator = torch.Generator().manual_seed(st.session_state.get("grid_seed", 0))
 picked = pool[torch.randperm(len(pool), generator=generator)[:count]].tolist()
-per_row = 8
-for start in range(0, len(picked), per_row):
-    for column, i in zip(st.columns(per_row), picked[start:start + per_row]):
-        column.image(enlarge(ds.train.images[i], 4), caption=classes[ds.train.labels[i]], width="stretch")
+image_grid([enlarge(ds.train.images[i], 4) for i in picked], [classes[ds.train.labels[i]] for i in picked])

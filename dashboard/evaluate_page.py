@@ -8,7 +8,7 @@ from core.images import enlarge
 from core.interpret import most_confused, top_losses
 from core.models import CheckpointError
 from dashboard.charts import confusion_figure, per_class_figure
-from dashboard.common import dataset, evaluation, loaded_model, model_choices
+from dashboard.common import dataset, evaluation, image_grid, loaded_model, model_choices
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
 
@@ -87,17 +87,14 @@ pool = torch.nonzero(mask).flatten()
 shown = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(st.session_state.get("eval_seed", 0)))[:24]]
 if not len(shown):
     st.info("No test images match these filters.")
-for start in range(0, len(shown), 8):
-    for column, i in zip(st.columns(8), shown[start:start + 8].tolist()):
-        truth, guess = classes[labels[i]], classes[result.predictions[i]]
-        column.image(enlarge(ds.test.images[i], 4, border=RIGHT if truth == guess else WRONG),
-                     caption=f"GroundTruth: {truth} · Predicted: {guess}", width="stretch")
+pairs = [(classes[labels[i]], classes[result.predictions[i]]) for i in shown.tolist()]
+image_grid([enlarge(ds.test.images[i], 4, border=RIGHT if truth == guess else WRONG)
+            for i, (truth, guess) in zip(shown.tolist(), pairs)],
+           [f"GroundTruth: {truth} · Predicted: {guess}" for truth, guess in pairs])
 
 st.subheader("Most confident mistakes")
 st.caption("The test images with the highest loss: predicted wrongly, and sure of it.")
 losses = top_losses(result, labels, k=16)
-for start in range(0, len(losses), 8):
-    for column, item in zip(st.columns(8), losses[start:start + 8]):
-        column.image(enlarge(ds.test.images[item["index"]], 4, border=WRONG), width="stretch",
-                     caption=f"{classes[item['label']]} → {classes[item['predicted']]} "
-                             f"({100 * item['confidence']:.0f} %; true class {100 * item['p_label']:.1f} %)")
+image_grid([enlarge(ds.test.images[item["index"]], 4, border=WRONG) for item in losses],
+           [f"{classes[item['label']]} → {classes[item['predicted']]} "
+            f"({100 * item['confidence']:.0f} %; true class {100 * item['p_label']:.1f} %)" for item in losses])

@@ -106,3 +106,15 @@ def test_classify_test_images_with_a_run(finished_run):
     next(b for b in at.button if b.label == "Pick random test images").click().run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
     assert "3 classes" in at.caption[0].value
+
+
+@pytest.mark.parametrize("card", ["{not json", '["a list"]', '{"test_accuracy": "high", "date": 3}'])
+def test_a_malformed_model_card_leaves_the_classify_page_working(env, monkeypatch, card):
+    models = env / "models"
+    models.mkdir()
+    torch.save(Net(num_classes=3).state_dict(), models / "default.pth")
+    (models / "default.json").write_text(card)
+    monkeypatch.setenv("CIFAR_MODELS", str(models))
+    at = open_app("dashboard/classify_page.py")
+    assert not at.exception and not at.error
+    assert at.caption[0].value.startswith("Classifying with **Default model (shipped)**")
