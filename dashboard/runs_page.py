@@ -17,20 +17,24 @@ if not runs:
     st.stop()
 
 rows = [r.summary() for r in runs]
-table = pd.DataFrame({
+table = pd.DataFrame({  # numbers stay numbers, so the columns sort as numbers; column_config formats them
     "name": [s["id"] for s in rows],
     "state": [s["state"] for s in rows],
     "preset": [s["preset"] or "—" for s in rows],
     "config": [f"{s['model']} w{s['width']} · batch {s['batch_size']} · lr {s['lr']}" if s["model"] else "—"
                for s in rows],
-    "epochs": [f"{s['epochs_done']}/{s['epochs'] or '?'}" for s in rows],
+    "epochs done": [s["epochs_done"] for s in rows],
+    "epochs": [s["epochs"] for s in rows],
     "best test acc (%)": [round(100 * s["best_accuracy"], 2) if s["best_accuracy"] is not None else None for s in rows],
-    "training time": [fmt_seconds(s["train_seconds"]) for s in rows],
+    "training time (s)": [round(s["train_seconds"], 1) for s in rows],
     "device": [s["device"] or "—" for s in rows],
-    "started": [dt.datetime.fromtimestamp(s["started"]).strftime("%Y-%m-%d %H:%M") for s in rows],
+    "started": [dt.datetime.fromtimestamp(s["started"]) for s in rows],
 })
 picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", width="stretch",
-                      key="runs-table")
+                      key="runs-table", column_config={
+                          "best test acc (%)": st.column_config.NumberColumn(format="%.2f %%"),
+                          "training time (s)": st.column_config.NumberColumn(format="%.1f s"),
+                          "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 selected = [runs[i] for i in picked.selection.rows] or runs[:1]
 st.caption("Select rows to compare them; the newest run is shown when none is selected.")
 

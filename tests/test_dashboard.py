@@ -182,3 +182,12 @@ def test_every_training_setting_is_a_cli_flag_and_a_form_field(env):
         assert "--" + f.name.replace("_", "-") in flags, f.name
         assert f.metadata["label"] in shown, f.name
         assert f.metadata["help"], f.name
+
+
+def test_the_runs_table_keeps_numbers_as_numbers(env, tiny_tree):
+    for epochs in (1, 3):
+        assert wait_for(start_training(TrainConfig(epochs=epochs, lr=0.01), env, data_dir=str(tiny_tree)),
+                        ("done", "failed"), 90) == "done"
+    table = open_app("dashboard/runs_page.py").dataframe[0].value
+    assert sorted(table["epochs done"]) == [1, 3] and table["training time (s)"].dtype.kind == "f"
+    assert table["best test acc (%)"].dtype.kind == "f" and table["started"].dtype.kind == "M"
