@@ -7,7 +7,7 @@ from core.launcher import resume_training
 from core.events import curves
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
-from dashboard.common import RUNNING, events, fmt_seconds, runs_root
+from dashboard.common import RUNNING, events, runs_root
 
 st.title("Runs")
 runs = list_runs(runs_root())
