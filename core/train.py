@@ -25,6 +25,7 @@ from core.evaluate import EvalResult, evaluate
 from core.models import build_model, prepare_model
 from core.optim import SGD
 
+
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
 
