@@ -110,8 +110,14 @@ def test_sigterm_stops_with_checkpoint_and_resume_finishes(tiny_tree, tmp_path):
         time.sleep(0.1)
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
+    # The promise is that the run has stopped, checkpoint saved, within 2 s: the `stopped` status is
+    # written after the checkpoint. The interpreter's own exit after that (tearing torch down) is
+    # not part of it, and took it past 2 s once on a loaded machine; it only has to happen.
+    while not any(e.get("status") == "stopped" for e in Run(run_dir).events()):
+        assert time.time() - sent < 2.0, "no stopped status within 2 s of SIGTERM"
+        time.sleep(0.02)
+    assert Run(run_dir).checkpoint_file.is_file()
     proc.wait(timeout=30)
-    assert time.time() - sent < 2.0
     assert proc.returncode == 0
     run = Run(run_dir)
     assert run.state() == "stopped"
