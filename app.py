@@ -2,15 +2,9 @@
 import streamlit as st
 
 from dashboard.common import sidebar
+from dashboard.pages import all_pages
 
 st.set_page_config(page_title="CIFAR-10 Classifier Lab", page_icon=":material/neurology:", layout="wide")
-page = st.navigation([
-    st.Page("dashboard/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("dashboard/data_page.py", title="Data", icon=":material/photo_library:"),
-    st.Page("dashboard/train_page.py", title="Train", icon=":material/model_training:"),
-    st.Page("dashboard/runs_page.py", title="Runs", icon=":material/table_chart:"),
-    st.Page("dashboard/evaluate_page.py", title="Evaluate", icon=":material/analytics:"),
-    st.Page("dashboard/classify_page.py", title="Classify", icon=":material/image_search:"),
-])
+page = st.navigation(all_pages())
 sidebar()
 page.run()

@@ -9,6 +9,7 @@ from core.interpret import most_confused, top_losses
 from core.models import CheckpointError
 from dashboard.charts import confusion_figure, per_class_figure
 from dashboard.common import dataset, evaluation, image_grid, loaded_model, model_choices
+from dashboard.pages import page
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
 
@@ -16,7 +17,7 @@ st.title("Evaluate")
 ds = dataset()
 if ds is None:
     st.error("There is no test set to evaluate on yet; get the data on the Data page first.")
-    st.page_link("dashboard/data_page.py", label="Go to Data", icon=":material/photo_library:")
+    st.page_link(page("data"), label="Go to Data")
     st.stop()
 
 choices = model_choices()

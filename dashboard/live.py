@@ -6,6 +6,7 @@ from core.events import curves, last_status, progress
 from core.runs import log_tail
 from dashboard.charts import Series, accuracy_figure, loss_figure
 from dashboard.common import RUNNING, events, fmt_seconds
+from dashboard.pages import page
 
 
 def live_view(run) -> None:
@@ -41,8 +42,8 @@ def live_view(run) -> None:
         left, right = st.columns(2)
         if left.button("Evaluate this run", icon=":material/analytics:", key=f"eval-{run.id}"):
             st.session_state["eval_choice"] = f"Run {run.id}"  # preselected on the Evaluate page
-            st.switch_page("dashboard/evaluate_page.py")
-        right.page_link("dashboard/runs_page.py", label="Compare it with other runs", icon=":material/table_chart:")
+            st.switch_page(page("evaluate"))
+        right.page_link(page("runs"), label="Compare it with other runs")
     elif state == "failed":
         st.error(f"Training failed: {final.get('message') or run.failure_message()}")
     elif state == "diverged":

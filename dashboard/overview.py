@@ -1,8 +1,8 @@
 import streamlit as st
 
-from dashboard.common import RUNNING, active_run, dataset, device_label
 from core.runs import list_runs
-from dashboard.common import runs_root
+from dashboard.common import RUNNING, active_run, dataset, device_label, runs_root
+from dashboard.pages import page
 
 st.title("CIFAR-10 Classifier Lab")
 st.markdown("Train the PyTorch tutorial's image classifier on CIFAR-10 and watch it learn, live. "
@@ -24,14 +24,14 @@ st.subheader("Next step")
 run = active_run()
 if ds is None:
     st.info("No data yet: get CIFAR-10 (or point at your own class-per-folder images).")
-    st.page_link("dashboard/data_page.py", label="Go to Data", icon=":material/photo_library:")
+    st.page_link(page("data"), label="Go to Data")
 elif run is not None and run.state() in RUNNING:
     st.info(f"Run **{run.id}** is training: watch its curves live.")
-    st.page_link("dashboard/train_page.py", label="Watch it train", icon=":material/model_training:")
+    st.page_link(page("train"), label="Watch it train")
 elif not summaries:
     st.info("Data is ready. Start with the tutorial preset: the tutorial's exact settings, several times faster.")
-    st.page_link("dashboard/train_page.py", label="Train a model", icon=":material/model_training:")
+    st.page_link(page("train"), label="Train a model")
 else:
     st.info("Compare your runs side by side, or train another.")
-    st.page_link("dashboard/runs_page.py", label="Compare runs", icon=":material/table_chart:")
-    st.page_link("dashboard/train_page.py", label="Train another", icon=":material/model_training:")
+    st.page_link(page("runs"), label="Compare runs")
+    st.page_link(page("train"), label="Train another")

@@ -8,12 +8,13 @@ from core.events import curves
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from dashboard.common import RUNNING, events, runs_root
+from dashboard.pages import page
 
 st.title("Runs")
 runs = list_runs(runs_root())
 if not runs:
     st.info("No runs yet.")
-    st.page_link("dashboard/train_page.py", label="Train a model", icon=":material/model_training:")
+    st.page_link(page("train"), label="Train a model")
     st.stop()
 
 rows = [r.summary() for r in runs]
@@ -69,12 +70,12 @@ if metrics:
                       mime="text/csv", icon=":material/table:")
 if summary["state"] == "done" and c.button("Evaluate", icon=":material/analytics:"):
     st.session_state["eval_choice"] = f"Run {run.id}"
-    st.switch_page("dashboard/evaluate_page.py")
+    st.switch_page(page("evaluate"))
 if summary["state"] in ("stopped", "interrupted") and run.checkpoint_file.exists():
     if c.button("Resume", icon=":material/resume:"):
         resume_training(run)
         st.session_state["active_run"] = run.id
-        st.switch_page("dashboard/train_page.py")
+        st.switch_page(page("train"))
 
 if summary["state"] in RUNNING:
     st.caption("Stop the run on the Train page to rename or delete it.")

@@ -1,0 +1,21 @@
+"""The dashboard's pages, named once: app.py builds the navigation from them and pages link to them."""
+import streamlit as st
+
+_PAGES = {  # name: (script, title, icon); the first is the landing page
+    "overview": ("dashboard/overview.py", "Overview", ":material/home:"),
+    "data": ("dashboard/data_page.py", "Data", ":material/photo_library:"),
+    "train": ("dashboard/train_page.py", "Train", ":material/model_training:"),
+    "runs": ("dashboard/runs_page.py", "Runs", ":material/table_chart:"),
+    "evaluate": ("dashboard/evaluate_page.py", "Evaluate", ":material/analytics:"),
+    "classify": ("dashboard/classify_page.py", "Classify", ":material/image_search:"),
+}
+
+
+def page(name: str) -> st.Page:
+    """The page called `name`, for st.navigation, st.page_link and st.switch_page (links take its icon)."""
+    script, title, icon = _PAGES[name]
+    return st.Page(script, title=title, icon=icon, default=name == next(iter(_PAGES)))
+
+
+def all_pages() -> list[st.Page]:
+    return [page(name) for name in _PAGES]
