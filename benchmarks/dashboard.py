@@ -1,6 +1,6 @@
 """Does the dashboard cost training speed, and what does one live refresh cost the server?
 
-    python benchmarks/dashboard.py [--data-dir data] [--epochs 1]
+    python -m benchmarks.dashboard [--data-dir data] [--epochs 1]
 
 1. The same config trained twice, interleaved: by the CLI a user types, and by the dashboard's
    launcher while the Train page is re-rendered every second (AppTest runs the whole page,
@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from core.config import PRESETS, with_overrides
+from core.launcher import start_training, train_args
+from core.runs import Run
 
-from core.launcher import start_training, train_args  # noqa: E402
-from core.runs import Run  # noqa: E402
-from core.config import PRESETS, with_overrides  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def images_per_s(run: Run) -> float:
@@ -78,8 +77,8 @@ def main() -> None:
             dash.append(speed)
             all_ticks += ticks
         print(f"config: tutorial preset, {args.epochs} epoch(s), {args.rounds} interleaved rounds")
-        print(f"CLI                      : {statistics.median(cli):8.0f} images/s  (runs: {', '.join(f'{v:.0f}' for v in cli)})")
-        print(f"dashboard (page live 1 Hz): {statistics.median(dash):8.0f} images/s  (runs: {', '.join(f'{v:.0f}' for v in dash)})")
+        for name, rates in (("CLI                      ", cli), ("dashboard (page live 1 Hz)", dash)):
+            print(f"{name}: {statistics.median(rates):8.0f} images/s  (runs: {', '.join(f'{v:.0f}' for v in rates)})")
         print(f"dashboard / CLI throughput: {statistics.median(dash) / statistics.median(cli):.3f}")
         print(f"Train page rerun while training: median {1000 * statistics.median(all_ticks):.1f} ms "
               f"over {len(all_ticks)} ticks")
@@ -97,7 +96,8 @@ def main() -> None:
             at.run()
             times.append(time.perf_counter() - start)
         events = len(Run(done).events())
-        print(f"whole Train page rerun (AppTest), run with {events} events: median {1000 * statistics.median(times):.1f} ms")
+        print(f"whole Train page rerun (AppTest), run with {events} events: "
+              f"median {1000 * statistics.median(times):.1f} ms")
 
         import logging
         logging.getLogger("streamlit").setLevel(logging.ERROR)  # bare mode warns on every call

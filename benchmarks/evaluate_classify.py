@@ -1,6 +1,6 @@
 """Evaluating 10,000 test images, and classifying one uploaded photo.
 
-    python benchmarks/evaluate_classify.py [--data-dir data] [--model models/default.pth]
+    python -m benchmarks.evaluate_classify [--data-dir data] [--model models/default.pth]
 
 1. The tutorial's evaluation loop (a DataLoader of PIL images through ToTensor+Normalize, batch 4,
    two workers, as the tutorial and ../shared/bench/seed_tutorial.py run it) against
@@ -14,22 +14,20 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import torch
+import torchvision.transforms as transforms
+from PIL import Image
+
+from core.checkpoints import load_model
+from core.data import DataConfig, load_dataset, normalizer
+from core.evaluate import evaluate
+from core.images import load_for_model
+from core.interpret import predict
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-import torchvision.transforms as transforms  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from core.checkpoints import load_model  # noqa: E402
-from core.data import DataConfig, load_dataset, normalizer  # noqa: E402
-from core.evaluate import evaluate  # noqa: E402
-from core.images import load_for_model  # noqa: E402
-from core.interpret import predict  # noqa: E402
 
 
 class TutorialTestSet(torch.utils.data.Dataset):

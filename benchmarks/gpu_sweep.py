@@ -1,6 +1,6 @@
 """Variants of the gpu preset, trained one after another in one process: how its recipe was chosen.
 
-    python benchmarks/gpu_sweep.py [--data-dir data] [--budget-s 240] [--jsonl out.jsonl]
+    python -m benchmarks.gpu_sweep [--data-dir data] [--budget-s 240] [--jsonl out.jsonl]
 
 A GPU machine is lent for minutes, so this loads the data once, warms up once (cuDNN autotuning),
 then trains each variant (the gpu preset with a few settings changed, seed 0) until the time
@@ -13,19 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from benchmarks.presets import train_measured, warm_up
+from core.config import PRESETS, with_overrides
+from core.data import DataConfig, Dataset, Split, load_dataset
+from core.devices import choose_device
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from core.data import DataConfig, Dataset, Split, load_dataset  # noqa: E402
-from core.config import PRESETS, with_overrides  # noqa: E402
-from core.devices import choose_device  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from presets import train_measured, warm_up  # noqa: E402
 
 # airbench's optimiser settings in our units (its loss is summed over the batch of 1024 and its
 # lr and decay are given per 1024 images: 11.5 / 7850 * 1024 ≈ 1.5, decay 0.0153 / 7850 ≈ 2e-6).

@@ -1,16 +1,17 @@
 """The speed presets against the tutorial's own code: same data, same machine, one invocation.
 
-    python benchmarks/presets.py [--data-dir data] [--plot docs/presets.png] [--json out.json]
-    python benchmarks/presets.py --gpu [--seeds 5]       # adds the gpu preset, when CUDA is present
-    python benchmarks/presets.py --only-gpu [--seeds 5]  # the gpu preset alone
+    python -m benchmarks.presets [--data-dir data] [--plot docs/presets.png] [--json out.json]
+    python -m benchmarks.presets --gpu [--seeds 5]       # adds the gpu preset, when CUDA is present
+    python -m benchmarks.presets --only-gpu [--seeds 5]  # the gpu preset alone
 
 Runs the tutorial's code (../shared/bench/seed_tutorial.py) and then `python -m core train --preset P`
 for P in tutorial, fast, cpu-best, each in a fresh process as a user would type it. Prints, for each,
 the training seconds (evaluation and start-up excluded on both sides), test accuracy, training
 images/s, peak resident memory and how many times shorter its training was than the tutorial
 code's, then checks the targets (TARGETS): tutorial ≥ 5× shorter, fast ≥ 65 % at ≥ 25× shorter,
-cpu-best ≥ 85 % within the tutorial code's time. With --gpu, trains the gpu preset N times (seeds 0..N-1) in this process on
-CUDA and prints the mean accuracy, the mean training seconds to reach 94 % and peak GPU memory.
+cpu-best ≥ 85 % within the tutorial code's time. With --gpu, trains the gpu preset N times
+(seeds 0..N-1) in this process on CUDA and prints the mean accuracy, the mean training seconds
+to reach 94 % and peak GPU memory.
 """
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial_vs_seed import ROOT, fill_cache, find_source, machine, run_ours, run_seed  # noqa: E402
+from benchmarks.tutorial_vs_seed import ROOT, fill_cache, find_source, machine, run_ours, run_seed
 
-sys.path.insert(0, str(ROOT))
-TARGETS = {"tutorial": (0.50, 5.0), "fast": (0.65, 25.0), "cpu-best": (0.85, 1.0)}  # (accuracy, times shorter than the tutorial's code)
+# (accuracy, times shorter than the tutorial's code)
+TARGETS = {"tutorial": (0.50, 5.0), "fast": (0.65, 25.0), "cpu-best": (0.85, 1.0)}
 GPU_TARGET = 0.94
 
 
@@ -71,8 +71,8 @@ def warm_up(dataset, device, data_config) -> None:
 def run_gpu(data_dir: Path, seeds: int) -> dict:
     import torch
 
-    from core.data import DataConfig, load_dataset
     from core.config import PRESETS, with_overrides
+    from core.data import DataConfig, load_dataset
     from core.devices import choose_device
 
     device = choose_device("cuda")
@@ -104,8 +104,7 @@ def save_plot(results: dict, path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from dashboard.charts import accuracy_vs_time_figure
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import chromium_path
+    from tests.conftest import chromium_path
 
     labels = list(results)
     fig = accuracy_vs_time_figure(labels, [results[k]["train_s"] for k in labels],
@@ -140,7 +139,8 @@ def main() -> None:
         return
     data_dir, script = Path(args.data_dir), Path(args.seed_script)
     if find_source(data_dir) is None or not (script.is_file() or args.only_gpu):
-        sys.exit(f"error: needs CIFAR-10 at {data_dir} (the original: tar -xzf ../shared/data/cifar-10-python.tar.gz -C data) and the seed script at {script}")
+        sys.exit(f"error: needs CIFAR-10 at {data_dir} (the original: "
+                 f"tar -xzf ../shared/data/cifar-10-python.tar.gz -C data) and the seed script at {script}")
     if (args.gpu or args.only_gpu):
         import torch
         if not torch.cuda.is_available():

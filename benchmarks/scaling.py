@@ -1,6 +1,6 @@
 """Images per second for 1 and N training processes (DistributedDataParallel via torchrun).
 
-    python benchmarks/scaling.py [--data-dir data] [--batch-size 256] [--processes 1 2]
+    python -m benchmarks.scaling [--data-dir data] [--batch-size 256] [--processes 1 2]
 
 Each configuration trains one epoch of the same global batch and learning rate; throughput is
 the run's own images/s (training time only). Scaling efficiency = (N-process images/s) /
@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="net")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPU cores, device {args.device}, model {args.model}, global batch {args.batch_size}, 1 epoch")
+    print(f"{os.cpu_count()} CPU cores, device {args.device}, model {args.model}, "
+          f"global batch {args.batch_size}, 1 epoch")
     with tempfile.TemporaryDirectory() as tmp:
         base = None
         for n in args.processes:

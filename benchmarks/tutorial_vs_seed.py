@@ -1,6 +1,6 @@
 """The tutorial's own code against our `tutorial` preset, same data, same machine, one invocation.
 
-    python benchmarks/tutorial_vs_seed.py [--data-dir data] [--seed-script ../shared/bench/seed_tutorial.py]
+    python -m benchmarks.tutorial_vs_seed [--data-dir data] [--seed-script ../shared/bench/seed_tutorial.py]
 
 Prints both training times, both accuracies and the speed ratio. Our side runs the CLI a user
 would type (`python -m core train --preset tutorial`), in a fresh process, after one untimed
@@ -19,17 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.data import find_source
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from core.data import find_source  # noqa: E402
 TRAIN_IMAGES = 50_000  # per epoch: the benchmarks run on CIFAR-10's training set
 
 
 def machine() -> str:
     import torch
 
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
     return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}"
 
 
@@ -71,8 +72,8 @@ def run_ours(data_dir: Path, extra: list[str], preset: str = "tutorial") -> dict
 
 def fill_cache(data_dir: Path) -> None:
     """Decode the tree into our cache outside any timed run (the seed script's decode is untimed too)."""
-    subprocess.run([sys.executable, "-c", f"from core.data import *; load_dataset(DataConfig(data_dir={str(data_dir)!r}, download=False))"],
-                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    decode = f"from core.data import *; load_dataset(DataConfig(data_dir={str(data_dir)!r}, download=False))"
+    subprocess.run([sys.executable, "-c", decode], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
 
 
 def main() -> None:
@@ -83,7 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     data_dir, script = Path(args.data_dir), Path(args.seed_script)
     if find_source(data_dir) is None or not script.is_file():
-        sys.exit(f"error: needs CIFAR-10 at {data_dir} (the original: tar -xzf ../shared/data/cifar-10-python.tar.gz -C data) and the seed script at {script}")
+        sys.exit(f"error: needs CIFAR-10 at {data_dir} (the original: "
+                 f"tar -xzf ../shared/data/cifar-10-python.tar.gz -C data) and the seed script at {script}")
 
     fill_cache(data_dir)
     print(f"machine: {machine()}")

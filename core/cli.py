@@ -13,17 +13,16 @@ import traceback
 from dataclasses import asdict, fields
 from pathlib import Path
 
-
 from core import events
 from core.checkpoints import load_model
+from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
 from core.data import DataConfig, DataError, load_dataset
+from core.devices import choose_device, device_name, slow_bf16
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
 from core.interpret import predict, top_k
 from core.runs import Run, new_run_id
-from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
-from core.devices import choose_device, device_name, slow_bf16
 from core.train import Diverged, train
 
 
@@ -244,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
     try:
         return command(args)
-    except (DataError, ValueError, Diverged, FileNotFoundError, FileExistsError) as exc:  # ConfigError, CheckpointError too
+    # ConfigError and CheckpointError are ValueErrors
+    except (DataError, ValueError, Diverged, FileNotFoundError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:

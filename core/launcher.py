@@ -13,10 +13,10 @@ import threading
 import time
 from pathlib import Path
 
+from core.config import TrainConfig
 from core.events import last_status
 from core.processes import ask_to_stop
 from core.runs import LAUNCH_FILE, Run, atomic_write_json, new_run_id
-from core.config import TrainConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -171,7 +171,8 @@ def load_state_dict(path, name: str | None = None) -> dict:
     return state
 
 
-def model_from_state_dict(state: dict, name: str | None = None, num_classes: int | None = None) -> tuple[nn.Module, str]:
+def model_from_state_dict(state: dict, name: str | None = None,
+                          num_classes: int | None = None) -> tuple[nn.Module, str]:
     """Build the registered model whose shapes match `state` and load it; (model, name).
 
     `name` and `num_classes`, when given, must match; a mismatch is named in the error.

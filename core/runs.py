@@ -160,7 +160,8 @@ class Run:
             return "starting" if trainer_alive(launch["pid"], self.path, launch["time"]) else "failed"
         if status.get("status") in FINAL_STATES:
             return status["status"]
-        pid, seen_at = (status["pid"], status.get("time")) if status.get("pid") else (launch.get("pid"), launch.get("time"))
+        reporter = status if status.get("pid") else launch  # the trainer once it reports, else the launcher's record
+        pid, seen_at = reporter.get("pid"), reporter.get("time")
         alive = bool(pid) and trainer_alive(pid, self.path, seen_at)
         if status.get("status") == "running":
             return "running" if alive else "interrupted"
@@ -179,7 +180,7 @@ class Run:
     def failure_message(self) -> str:
         """The last line the process wrote, for runs that died before reporting a status."""
         try:
-            lines = [l for l in self.log_file.read_text(errors="replace").splitlines() if l.strip()]
+            lines = [line for line in self.log_file.read_text(errors="replace").splitlines() if line.strip()]
         except FileNotFoundError:
             return "the training process ended before writing anything"
         return lines[-1] if lines else "the training process ended before writing anything"
@@ -193,15 +194,15 @@ class Run:
             config = {}
         train = config.get("train", {})
         epochs = of_type(events, EPOCH)
-        accuracies = [e["test_accuracy"] for e in epochs]
+        metrics = self.metrics() or {}
+        accuracies = [e["test_accuracy"] for e in epochs] + ([metrics["accuracy"]] if "accuracy" in metrics else [])
         epochs_done = max([e["epoch"] for e in epochs], default=0)
         seconds = max([e.get("train_seconds", 0) for e in events if "train_seconds" in e], default=0.0)
         started = config.get("created") or self.launch().get("time") or self.path.stat().st_mtime
-        metrics = self.metrics() or {}
         return {"id": self.id, "state": self.state(events), "preset": config.get("preset"),
                 "model": train.get("model"), "width": train.get("width"), "batch_size": train.get("batch_size"),
                 "lr": train.get("lr"), "epochs": train.get("epochs"), "epochs_done": epochs_done,
-                "best_accuracy": max(accuracies + ([metrics["accuracy"]] if "accuracy" in metrics else []), default=None),
+                "best_accuracy": max(accuracies, default=None),
                 "train_seconds": seconds, "device": config.get("device"), "started": started}
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
+from core.devices import choose_device, device_name
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
-from core.devices import choose_device, device_name
 
 RUNNING = ("running", "starting")
 

@@ -1,5 +1,5 @@
-import torch
 import streamlit as st
+import torch
 
 from core.data import DataConfig, DataError, download_cifar10
 from core.images import enlarge

@@ -33,7 +33,7 @@ elif not choices:
     st.stop()
 else:
     labels = list(choices)
-    newest_run = next((i for i, l in enumerate(labels) if l.startswith("Run ")), 0)  # what was just trained
+    newest_run = next((i for i, name in enumerate(labels) if name.startswith("Run ")), 0)  # what was just trained
     label = st.selectbox("Checkpoint", labels, index=labels.index(st.session_state["eval_choice"])
                          if st.session_state.get("eval_choice") in choices else newest_run)
     st.session_state["eval_choice"] = label
@@ -85,7 +85,8 @@ if pick_class != "All classes":
 if which != "all":
     mask &= (result.predictions == labels) == (which == "right")
 pool = torch.nonzero(mask).flatten()
-shown = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(st.session_state.get("eval_seed", 0)))[:24]]
+shuffle = torch.Generator().manual_seed(st.session_state.get("eval_seed", 0))
+shown = pool[torch.randperm(len(pool), generator=shuffle)[:24]]
 if not len(shown):
     st.info("No test images match these filters.")
 pairs = [(classes[labels[i]], classes[result.predictions[i]]) for i in shown.tolist()]

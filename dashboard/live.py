@@ -1,8 +1,8 @@
 """The Train page's live view of one run: redrawn whole, once a second, while the run trains."""
 import streamlit as st
 
-from core.launcher import resume_training, stop_training
 from core.events import curves, last_status, progress
+from core.launcher import resume_training, stop_training
 from core.runs import log_tail
 from dashboard.charts import Series, accuracy_figure, loss_figure
 from dashboard.common import RUNNING, events, fmt_seconds
@@ -16,8 +16,9 @@ def live_view(run) -> None:
     c = curves(evs)
     st.subheader(f"Run {run.id}")
     if state in RUNNING or where.total_steps:
-        st.progress(where.fraction, text=f"{state} · epoch {where.epoch}/{where.epochs} · step {where.step}/"
-                                         f"{where.steps_per_epoch}" if where.total_steps else f"{state} · loading data…")
+        text = (f"{state} · epoch {where.epoch}/{where.epochs} · step {where.step}/{where.steps_per_epoch}"
+                if where.total_steps else f"{state} · loading data…")
+        st.progress(where.fraction, text=text)
     left = where.seconds_left if state in RUNNING else None
     m = st.columns(4)
     m[0].metric("Images / s", f"{where.images_per_s:,.0f}" if where.images_per_s else "—")

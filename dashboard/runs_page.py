@@ -3,8 +3,8 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from core.launcher import resume_training
 from core.events import curves
+from core.launcher import resume_training
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from dashboard.common import RUNNING, events, runs_root

@@ -2,15 +2,15 @@ import contextlib
 import os
 from dataclasses import fields
 
-import torch
 import streamlit as st
+import torch
 
+from core.config import PRESET_DESCRIPTIONS, PRESETS, ConfigError, TrainConfig
+from core.devices import available_devices
 from core.launcher import start_training
 from core.models import MODELS
-from core.config import PRESETS, PRESET_DESCRIPTIONS, ConfigError, TrainConfig
-from core.devices import available_devices
-from dashboard.live import live_view
 from dashboard.common import RUNNING, active_run, data_dir, dataset, events, runs_root
+from dashboard.live import live_view
 
 LABEL = {f.name: f.metadata["label"] for f in fields(TrainConfig)}
 

@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # shared helpers (image_zoo) for tests in sub-folders
+pytest_plugins = ["real_browser"]  # the served app and Chromium fixtures, for the browser tests in any folder
 
 CLASSES = ("blue", "green", "red")
 

@@ -3,51 +3,14 @@
 Skips only when no Chromium is installed (.ci/run installs it). Screenshots of every page land
 in test-artifacts/screenshots/ (the README's pictures are copies of them).
 """
-import os
 import time
 
 import pytest
+from conftest import ROOT, real_cifar_dir
+from real_browser import CHROMIUM, open_page, settle
 
-from conftest import ROOT, chromium_path, make_tree, real_cifar_dir, serve_app
-
-CHROMIUM = chromium_path()
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    # the real CIFAR-10 copy when it is here (the screenshots are the README's pictures), else a tiny tree
-    tree = real_cifar_dir() or make_tree(tmp / "data", train_per_class=40, test_per_class=10)
-    env = {**os.environ, "CIFAR_DATA": str(tree), "CIFAR_RUNS": str(tmp / "runs"), "PYTHONPATH": str(ROOT)}
-    proc, url = serve_app(env, "--server.address", "127.0.0.1")
-    yield url, tmp
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
-def open_page(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1700})
-    page.goto(url)
-    page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
-    return page
-
-
-def settle(page):
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
-    page.wait_for_timeout(500)
 
 
 def shoot(page, name):

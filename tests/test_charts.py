@@ -1,8 +1,16 @@
 import plotly.graph_objects as go
 import pytest
 
-from dashboard.charts import (MAX_RAW_POINTS, Series, accuracy_figure, accuracy_vs_time_figure, class_counts_figure,
-                              loss_figure, smooth, thin)
+from dashboard.charts import (
+    MAX_RAW_POINTS,
+    Series,
+    accuracy_figure,
+    accuracy_vs_time_figure,
+    class_counts_figure,
+    loss_figure,
+    smooth,
+    thin,
+)
 
 
 def test_smoothing_starts_at_the_data_and_follows_it():

@@ -8,9 +8,9 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
-from conftest import ROOT
 from core.models import Net
 from core.runs import Run
 
@@ -35,8 +35,8 @@ def test_train_prints_the_tutorials_lines_and_writes_the_run_directory(trained, 
     lines = out.stdout.splitlines()
     assert "[1,     3] loss: " in out.stdout and "[2,     9] loss: " in out.stdout
     assert "Finished Training" in lines
-    assert any(l.startswith("Accuracy of the network on the 12 test images: ") for l in lines)
-    assert [l.split(" is ")[0] for l in lines if l.startswith("Accuracy for class:")] == \
+    assert any(line.startswith("Accuracy of the network on the 12 test images: ") for line in lines)
+    assert [line.split(" is ")[0] for line in lines if line.startswith("Accuracy for class:")] == \
            ["Accuracy for class: blue ", "Accuracy for class: green", "Accuracy for class: red  "]
     run = Run(run_dir)
     config = run.config()
@@ -52,7 +52,8 @@ def test_train_prints_the_tutorials_lines_and_writes_the_run_directory(trained, 
     checkpoint = torch.load(run.checkpoint_file, weights_only=True)
     assert checkpoint["epoch"] == 2 and "optimizer" in checkpoint
     metrics = run.metrics()
-    assert metrics["total"] == 12 and len(metrics["confusion"]) == 3 and set(metrics["per_class"]) == {"blue", "green", "red"}
+    assert metrics["total"] == 12 and len(metrics["confusion"]) == 3
+    assert set(metrics["per_class"]) == {"blue", "green", "red"}
     assert "Finished Training" in run.log_file.read_text()
     assert not list(run_dir.glob(".*tmp*"))  # no temporary files left behind
 
@@ -62,8 +63,8 @@ def test_evaluate_prints_overall_and_per_class(trained, tiny_tree):
     for target in (run_dir, run_dir / "model.pth"):
         out = cli("evaluate", target, "--data-dir", tiny_tree, "--no-download")
         assert out.returncode == 0, out.stderr
-        assert out.stdout.splitlines()[0] == [l for l in train_out.stdout.splitlines()
-                                              if l.startswith("Accuracy of the network")][0]
+        assert out.stdout.splitlines()[0] == [line for line in train_out.stdout.splitlines()
+                                              if line.startswith("Accuracy of the network")][0]
         assert out.stdout.count("Accuracy for class:") == 3
     js = cli("evaluate", run_dir, "--data-dir", tiny_tree, "--no-download", "--json")
     assert json.loads(js.stdout)["total"] == 12
@@ -174,9 +175,10 @@ def test_existing_run_dir_is_not_overwritten(trained, tiny_tree):
 
 def test_every_setting_has_a_flag_and_launcher_args_round_trip():
     from dataclasses import fields
+
     from core.cli import _parser
-    from core.launcher import train_args
     from core.config import PRESETS, TrainConfig, with_overrides
+    from core.launcher import train_args
     config = TrainConfig(model="net", width=9, epochs=3, batch_size=17, lr=0.0123456789, momentum=0.5,
                          weight_decay=1e-4, schedule="cosine", augment=True, device="cpu", seed=42,
                          log_interval=7, threads=1)

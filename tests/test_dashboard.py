@@ -1,11 +1,11 @@
 """Every page through Streamlit's AppTest, on tiny generated data and a temporary runs folder."""
 
 import pytest
-
 from conftest import open_app
+
+from core.config import PRESETS, TrainConfig
 from core.launcher import start_training, wait_for
 from core.runs import list_runs
-from core.config import PRESETS, TrainConfig
 
 PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
 

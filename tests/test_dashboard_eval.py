@@ -1,14 +1,14 @@
 """Evaluate and Classify through AppTest: good and bad uploads, checkpoints of every kind."""
 import pickle
 
+import image_zoo
 import pytest
 import torch
-
-import image_zoo
 from conftest import open_app
+
+from core.config import TrainConfig
 from core.launcher import start_training, wait_for
 from core.models import Net
-from core.config import TrainConfig
 
 
 @pytest.fixture
@@ -89,7 +89,8 @@ def test_classify_every_good_upload_kind(env):
 def test_classify_bad_uploads_get_messages_and_the_page_keeps_working(env):
     at = open_app("dashboard/classify_page.py")
     bad = image_zoo.bad()
-    files = [(name, data, "image/*") for name, (data, _) in bad.items()] + [("ok.jpg", image_zoo.good()["photo.jpg"], "image/jpeg")]
+    files = [(name, data, "image/*") for name, (data, _) in bad.items()]
+    files.append(("ok.jpg", image_zoo.good()["photo.jpg"], "image/jpeg"))
     at.file_uploader[0].set_value(files)
     at.run()
     assert not at.exception

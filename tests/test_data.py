@@ -6,11 +6,10 @@ import pytest
 import torch
 import torchvision
 import torchvision.transforms as transforms
+from conftest import CLASSES, make_tree
 from PIL import Image
 
-from conftest import CLASSES, make_tree
-from core.data import (DataConfig, DataError, augment, find_source, load_dataset, normalizer,
-                       resolve_data_dir)
+from core.data import DataConfig, DataError, augment, find_source, load_dataset, normalizer, resolve_data_dir
 
 
 def test_normalisation_equals_totensor_and_normalize_exactly():

@@ -7,11 +7,11 @@ import time
 
 import pytest
 import torch
-
 from conftest import ROOT, free_port, make_tree
+
+from core.config import TrainConfig
 from core.launcher import start_training, wait_for
 from core.runs import Run
-from core.config import TrainConfig
 
 ARGS = ["--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--log-interval", "3", "--no-download", "--no-progress"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -86,7 +86,8 @@ def test_checkpoints_move_between_one_and_two_processes(tree, tmp_path):
     out = cli("train", "--resume", two, "--epochs", "2")  # 2 processes -> 1
     assert out.returncode == 0, out.stderr
     one = tmp_path / "one"
-    assert cli("train", "--data-dir", tree, "--run-dir", one, *ARGS[:-4], "--epochs", "1", "--no-download").returncode == 0
+    out = cli("train", "--data-dir", tree, "--run-dir", one, *ARGS[:-4], "--epochs", "1", "--no-download")
+    assert out.returncode == 0, out.stderr
     out = torchrun("--standalone", "--nproc-per-node=2", "-m", "core", "train", "--resume", one, "--epochs", "2")
     assert out.returncode == 0, out.stderr[-2000:]  # 1 process -> 2
     reference = tmp_path / "reference"

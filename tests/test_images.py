@@ -1,9 +1,9 @@
+import image_zoo
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import image_zoo
 from core.images import ImageError, enlarge, load_for_model, to_32
 
 

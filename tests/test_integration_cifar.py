@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT, open_app, real_cifar_dir, real_jpeg_dir
 from test_models import TutorialNet
 
@@ -36,16 +35,16 @@ def test_tutorial_preset_reaches_the_tutorials_accuracy(tutorial_run):
     run_dir, stdout = tutorial_run
     lines = stdout.splitlines()
     # the tutorial's twelve loss lines, in its format
-    loss_lines = [l for l in lines if l.startswith("[")]
-    assert [l[:10] for l in loss_lines] == [f"[{e}, {s:5d}]" for e in (1, 2) for s in range(2000, 12001, 2000)]
+    loss_lines = [line for line in lines if line.startswith("[")]
+    assert [line[:10] for line in loss_lines] == [f"[{e}, {s:5d}]" for e in (1, 2) for s in range(2000, 12001, 2000)]
     assert 1.1 < float(loss_lines[-1].split()[-1]) < 1.6
     assert "Finished Training" in lines
-    headline = [l for l in lines if l.startswith("Accuracy of the network on the 10000 test images:")]
+    headline = [line for line in lines if line.startswith("Accuracy of the network on the 10000 test images:")]
     assert len(headline) == 1
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0.50 <= metrics["accuracy"] <= 0.57
     assert headline[0].endswith(f"{100 * metrics['correct'] // 10000} %")
-    assert [l.split(" is ")[0] for l in lines if l.startswith("Accuracy for class:")] == [
+    assert [line.split(" is ")[0] for line in lines if line.startswith("Accuracy for class:")] == [
         f"Accuracy for class: {c:5s}" for c in ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse",
                                                    "ship", "truck")]
 

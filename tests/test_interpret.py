@@ -34,7 +34,8 @@ def test_top_losses_puts_the_most_confident_mistake_first():
     r = result_from([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.01, 0.98, 0.01], [0.4, 0.35, 0.25]], labels)
     top = top_losses(r, torch.tensor(labels), k=2)
     assert [t["index"] for t in top] == [2, 1]
-    assert top[0]["predicted"] == 1 and top[0]["confidence"] == pytest.approx(0.98) and top[0]["p_label"] == pytest.approx(0.01)
+    assert top[0]["predicted"] == 1 and top[0]["confidence"] == pytest.approx(0.98)
+    assert top[0]["p_label"] == pytest.approx(0.01)
     assert losses(r, torch.tensor(labels))[0] == pytest.approx(-np.log(0.9), rel=1e-5)
 
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from core.config import TrainConfig
 from core.launcher import reserve_run_dir, resume_training, start_training, stop_training, wait_for
 from core.runs import EventReader, list_runs, resolve_run
-from core.config import TrainConfig
 
 QUICK = TrainConfig(epochs=2, lr=0.01, log_interval=3)
 LONG = TrainConfig(epochs=500, lr=0.01, log_interval=50)

@@ -16,13 +16,13 @@ def test_readme_starts_with_the_two_commands():
 
 def test_ci_runs_exactly_the_readmes_test_command():
     _, test = readme_commands()
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert test in ci_lines
 
 
 def test_requirements_pin_the_stack():
-    pins = dict(l.split("==") for l in (ROOT / "requirements.txt").read_text().splitlines()
-                if "==" in l and not l.startswith("#"))
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
     for name in ("streamlit", "plotly", "pandas", "pytest"):
         assert name in pins

@@ -1,5 +1,6 @@
 """The speed presets' parts on tiny data: models, weight averaging, test-time augmentation, options."""
 import copy
+import json
 import shutil
 
 import pytest
@@ -8,10 +9,10 @@ import torch.nn as nn
 
 from core.averaging import WeightAverage
 from core.checkpoints import load_model
+from core.config import PRESET_DESCRIPTIONS, PRESETS, TrainConfig
 from core.data import DataConfig, load_dataset, normalizer
 from core.evaluate import TTA, _shift, evaluate, tta_logits
 from core.models import MODELS, FastNet, WideNet, build_model, model_from_state_dict
-from core.config import PRESETS, PRESET_DESCRIPTIONS, TrainConfig
 from core.train import param_groups, prepare_sample, train
 
 CPU = torch.device("cpu")
@@ -132,8 +133,8 @@ def test_evaluate_uses_tta_and_loaded_models_carry_it(dataset, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     torch.save(model.state_dict(), run / "model.pth")
-    (run / "config.json").write_text(f'{{"train": {{"model": "widenet", "tta": "flip"}}, "classes": {list(dataset.classes)!r}}}'
-                                     .replace("'", '"'))
+    config = {"train": {"model": "widenet", "tta": "flip"}, "classes": list(dataset.classes)}
+    (run / "config.json").write_text(json.dumps(config))
     loaded = load_model(run)
     assert (loaded.name, loaded.tta) == ("widenet", "flip")
 

@@ -5,12 +5,12 @@ import time
 
 import pytest
 import torch
-
 from conftest import open_app
+
+from core.config import TrainConfig
 from core.launcher import start_training, stop_training, wait_for
 from core.models import Net
 from core.runs import list_runs, rename_run
-from core.config import TrainConfig
 
 LONG = TrainConfig(epochs=500, lr=0.01, log_interval=50)
 
@@ -79,8 +79,8 @@ def test_runs_page_shows_half_made_runs_without_breaking(env):
     at = open_app("dashboard/runs_page.py")
     states = dict(zip(at.dataframe[0].value["name"], at.dataframe[0].value["state"]))
     assert states == {"reserved-only": "failed", "config-only": "failed", "torn": "interrupted"}
-    for at in (open_app("dashboard/overview.py"), open_app("dashboard/train_page.py"), open_app("dashboard/evaluate_page.py"), open_app("dashboard/classify_page.py")):
-        assert not at.exception
+    for page in ("overview", "train_page", "evaluate_page", "classify_page"):
+        assert not open_app(f"dashboard/{page}.py").exception
 
 
 @pytest.mark.parametrize("name", ["../escape", "/etc", "/tmp/x", "a/../../b", "..", ".", "run\nname", "~"])

@@ -7,12 +7,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.config import ConfigError, TrainConfig
 from core.data import DataConfig, load_dataset
+from core.devices import choose_device
 from core.evaluate import TTA
 from core.launcher import train_args
 from core.models import MODELS
-from core.config import ConfigError, TrainConfig
-from core.devices import choose_device
 from core.train import train
 
 VALID = {

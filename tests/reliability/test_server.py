@@ -5,9 +5,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import ROOT, serve_app
-from test_browser import CHROMIUM, browser, open_page, server, settle  # noqa: F401  (the real-server fixtures)
+from real_browser import CHROMIUM, open_page, settle
 
 CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 import torch
-
 from conftest import ROOT, make_tree
+
+from core.config import TrainConfig
 from core.launcher import resume_training, start_training, wait_for
 from core.runs import Run
-from core.config import TrainConfig
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
