@@ -1,4 +1,5 @@
-"""Finding a model and its class names from a run directory or a .pth file."""
+"""Loading checkpoints: a plain state_dict from a file (pickled code refused), the registered model it fits,
+and a model with its class names from a run directory or a .pth file."""
 from __future__ import annotations
 
 import io
@@ -11,7 +12,59 @@ import torch.nn as nn
 
 from core.data import CIFAR10_CLASSES, DataConfig, normalizer
 from core.evaluate import TTA
-from core.models import MODELS, load_state_dict, model_from_state_dict
+from core.models import MODELS
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the problem."""
+
+
+def load_state_dict(path, name: str | None = None) -> dict:
+    """A plain tensor state_dict from `path` (or a file object), with unrestricted pickle refused (weights_only)."""
+    path_name = name or str(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path_name} does not exist.") from None
+    except Exception as exc:  # UnpicklingError for code-carrying pickles, RuntimeError for junk
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path_name} is not a plain PyTorch weights file and was not loaded "
+                              f"(only tensors are accepted): {reason}") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # a checkpoint.pth: take its weights
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path_name} holds no state_dict (a dict of tensors).")
+    return state
+
+
+def model_from_state_dict(state: dict, name: str | None = None,
+                          num_classes: int | None = None) -> tuple[nn.Module, str]:
+    """Build the registered model whose shapes match `state` and load it; (model, name).
+
+    `name` and `num_classes`, when given, must match; a mismatch is named in the error.
+    """
+    names = [name] if name else list(MODELS)
+    problems = []
+    for candidate in names:
+        spec = MODELS.get(candidate)
+        if spec is None:
+            raise CheckpointError(f"Unknown model {candidate!r}; choose one of {sorted(MODELS)}.")
+        try:
+            width, classes = spec.infer(state)
+        except (KeyError, IndexError, AttributeError):
+            problems.append(f"not a {candidate!r} checkpoint (its layers are named differently)")
+            continue
+        if num_classes is not None and classes != num_classes:
+            raise CheckpointError(f"The checkpoint predicts {classes} classes but the data has {num_classes}; "
+                                  "pick a model trained on this dataset.")
+        model = spec.build(width=width, num_classes=classes)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            problems.append(f"does not fit {candidate!r}: {str(exc).splitlines()[0]}")
+            continue
+        return model, candidate
+    raise CheckpointError("The checkpoint matches no known architecture: " + "; ".join(problems))
 
 
 @dataclass

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from core.checkpoints import CheckpointError
 from core.events import EPOCH, FINAL_STATES, last_status, of_type
-from core.models import CheckpointError
 from core.processes import trainer_alive
 
 RESERVED_GRACE_S = 10.0  # an empty run directory younger than this is still being started

@@ -2,9 +2,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from core.checkpoints import CheckpointError
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
 from core.interpret import overlay, predict, saliency, top_k
-from core.models import CheckpointError
 from dashboard.charts import probability_figure
 from dashboard.common import dataset, loaded_model, model_choices
 

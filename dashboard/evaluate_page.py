@@ -4,9 +4,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from core.checkpoints import CheckpointError
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
-from core.models import CheckpointError
 from dashboard.charts import confusion_figure, per_class_figure
 from dashboard.common import dataset, evaluation, image_grid, loaded_model, model_choices
 from dashboard.pages import page

@@ -3,7 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.models import MODELS, CheckpointError, Net, build_model, load_state_dict, model_from_state_dict
+from core.checkpoints import CheckpointError, load_state_dict, model_from_state_dict
+from core.models import MODELS, Net, build_model
 
 
 class TutorialNet(nn.Module):

@@ -8,11 +8,11 @@ import torch
 import torch.nn as nn
 
 from core.averaging import WeightAverage
-from core.checkpoints import load_model
+from core.checkpoints import load_model, model_from_state_dict
 from core.config import PRESET_DESCRIPTIONS, PRESETS, TrainConfig
 from core.data import DataConfig, load_dataset, normalizer
 from core.evaluate import TTA, _shift, evaluate, tta_logits
-from core.models import MODELS, FastNet, WideNet, build_model, model_from_state_dict
+from core.models import MODELS, FastNet, WideNet, build_model
 from core.train import param_groups, prepare_sample, train
 
 CPU = torch.device("cpu")

@@ -6,8 +6,8 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoints import load_model
-from core.models import CheckpointError, Net
+from core.checkpoints import CheckpointError, load_model
+from core.models import Net
 
 
 def _saved(obj) -> bytes:
