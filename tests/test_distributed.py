@@ -14,7 +14,9 @@ from core.launcher import start_training, wait_for
 from core.runs import Run
 
 ARGS = ["--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--log-interval", "3", "--no-download", "--no-progress"]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+# PYTHONFAULTHANDLER: a worker killed by a signal in native code (SIGABRT, SIGSEGV) prints every thread's
+# Python stack, so a failure here says where it happened
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
 
 
 def torchrun(*args, timeout=180):
@@ -54,7 +56,7 @@ def test_two_processes_train_to_the_same_weights_as_one_with_the_combined_batch(
     run_dir = tmp_path / "two"
     out = torchrun("--standalone", "--nproc-per-node=2", "-m", "core", "train", "--data-dir", tree, "--run-dir",
                    run_dir, *ARGS)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, out.stderr[-8000:]
     assert_same(weights(single), weights(run_dir))
     run = Run(run_dir)
     assert run.config()["world_size"] == 2 and run.metrics()["world_size"] == 2
@@ -82,14 +84,14 @@ def test_checkpoints_move_between_one_and_two_processes(tree, tmp_path):
     two = tmp_path / "two"
     out = torchrun("--standalone", "--nproc-per-node=2", "-m", "core", "train", "--data-dir", tree, "--run-dir", two,
                    *ARGS[:-4], "--epochs", "1", "--no-download")
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-8000:]
     out = cli("train", "--resume", two, "--epochs", "2")  # 2 processes -> 1
     assert out.returncode == 0, out.stderr
     one = tmp_path / "one"
     out = cli("train", "--data-dir", tree, "--run-dir", one, *ARGS[:-4], "--epochs", "1", "--no-download")
     assert out.returncode == 0, out.stderr
     out = torchrun("--standalone", "--nproc-per-node=2", "-m", "core", "train", "--resume", one, "--epochs", "2")
-    assert out.returncode == 0, out.stderr[-2000:]  # 1 process -> 2
+    assert out.returncode == 0, out.stderr[-8000:]  # 1 process -> 2
     reference = tmp_path / "reference"
     assert cli("train", "--data-dir", tree, "--run-dir", reference, *ARGS).returncode == 0
     assert_same(weights(reference), weights(two))
