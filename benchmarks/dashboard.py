@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from core.config import PRESETS, with_overrides
+from core.events import STEP, of_type
 from core.launcher import start_training, train_args
 from core.runs import Run
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def images_per_s(run: Run) -> float:
     metrics = json.loads(run.metrics_file.read_text())
-    steps = [e for e in run.events() if e["type"] == "step"]
+    steps = of_type(run.events(), STEP)
     return steps[-1]["images_seen"] / metrics["train_seconds"]
 
 

@@ -49,11 +49,12 @@ def train_measured(config, dataset, device, data_config) -> dict:
     """Train `config` once in this process: final test accuracy (fraction), training seconds, the
     training seconds at the first epoch that reached GPU_TARGET (None if none did), and the
     accuracy after each epoch. gpu_sweep.py measures its variants with this too."""
+    from core.events import EPOCH
     from core.train import train
 
     epochs = []
     result = train(config, dataset, device, data_config=data_config,
-                   on_event=lambda e: epochs.append(e) if e["type"] == "epoch" else None)
+                   on_event=lambda e: epochs.append(e) if e["type"] == EPOCH else None)
     reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= GPU_TARGET]
     return {"accuracy": epochs[-1]["test_accuracy"], "train_s": result.train_seconds,
             "seconds_to_94": reached[0] if reached else None,

@@ -17,6 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.events import STEP, of_type
+from core.runs import Run
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,7 +35,7 @@ def run(processes: int, args, tmp: Path) -> tuple[float, float]:
                     *(["--threads", str(threads)] if threads else [])],
                    cwd=ROOT, env=env, check=True, capture_output=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    steps = [e for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines()) if e["type"] == "step"]
+    steps = of_type(Run(run_dir).events(), STEP)
     return steps[-1]["images_seen"] / metrics["train_seconds"], 100 * metrics["accuracy"]
 
 
