@@ -157,7 +157,20 @@ def download_cifar10(root: Path, progress: Callable[[int, int], None] | None = N
     except Exception as exc:  # URLError, HTTPError, OSError, tarfile errors ...
         partial.unlink(missing_ok=True)
         raise DataError(f"No data found in {root.resolve()} (looked there and one folder below), and "
-                        f"downloading CIFAR-10 there failed: {exc}. " + accepted_layouts(root)) from None
+                        f"downloading CIFAR-10 there failed: {_download_failure(exc)}. Offline, extract "
+                        f"the original archive there (tar -xzf cifar-10-python.tar.gz -C {root}) or use "
+                        "--data-dir. " + accepted_layouts(root)) from None
+
+
+def _download_failure(exc: Exception) -> str:
+    """Why a download failed, in words: urllib's own text is `<urlopen error [Errno -3] ...>`."""
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered {exc.code} {exc.reason}"
+    if isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError)):
+        return "no network (the dataset's host could not be reached)"
+    return str(exc) or type(exc).__name__
 
 
 def _load_torchvision(path: Path) -> Dataset:

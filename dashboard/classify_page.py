@@ -6,7 +6,7 @@ from core.checkpoints import CheckpointError
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
 from core.interpret import overlay, predict, saliency, top_k
 from dashboard.charts import probability_figure
-from dashboard.common import dataset, loaded_model, model_choices
+from dashboard.common import dataset, literal, loaded_model, model_choices
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
@@ -20,7 +20,7 @@ label = st.selectbox("Model", list(choices))
 try:
     loaded = loaded_model(choices[label])
 except CheckpointError as exc:
-    st.error(str(exc))
+    st.error(literal(exc))
     st.stop()
 card = loaded.card
 detail = f" — {100 * card['test_accuracy']:.1f} % on CIFAR-10's test set, trained {card.get('date', '?')}" \
@@ -63,7 +63,7 @@ for name, content in items:
             original, tensor = to_rgb(picture), to_uint8_tensor(picture)
             original.thumbnail((512, 512))
     except ImageError as exc:
-        st.error(f"**{name}**: {str(exc).replace('the upload', 'this file')}")
+        st.error(f"**{literal(name)}**: {literal(str(exc).replace('the upload', 'this file'))}")
         rows.append({"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"})
         continue
     result = predict(loaded.model, tensor.unsqueeze(0), normalize, tta=loaded.tta)[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -40,6 +41,12 @@ def _dataset(path: str) -> Dataset | str:
 def dataset() -> Dataset | None:
     found = _dataset(str(data_dir()))
     return found if isinstance(found, Dataset) else None
+
+
+def literal(text: str) -> str:
+    """`text` for st.error & co. exactly as written: every ASCII punctuation mark backslash-escaped (CommonMark's
+    rule), so paths like train/<class>/*.jpg are not eaten as italics or HTML, nor :names: as icons."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(text))
 
 
 def dataset_error() -> str:

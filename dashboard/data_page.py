@@ -4,13 +4,13 @@ import torch
 from core.data import DataConfig, DataError, download_cifar10
 from core.images import enlarge
 from dashboard.charts import class_counts_figure
-from dashboard.common import data_dir, dataset, dataset_error, forget_dataset, image_grid
+from dashboard.common import data_dir, dataset, dataset_error, forget_dataset, image_grid, literal
 
 st.title("Data")
 ds = dataset()
 
 if ds is None:
-    st.error(dataset_error())
+    st.error(literal(dataset_error()))
     left, right = st.columns(2)
     with left:
         st.subheader("Download CIFAR-10")
@@ -24,7 +24,7 @@ if ds is None:
                 st.rerun()
             except DataError as exc:
                 bar.empty()
-                st.error(str(exc))
+                st.error(literal(exc))
     with right:
         st.subheader("Offline?")
         st.markdown(f"Put a class-per-folder tree in `{data_dir()}` (or one folder below it): "

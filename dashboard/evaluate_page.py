@@ -8,7 +8,7 @@ from core.checkpoints import CheckpointError
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
 from dashboard.charts import confusion_figure, per_class_figure
-from dashboard.common import dataset, evaluation, image_grid, loaded_model, model_choices
+from dashboard.common import dataset, evaluation, image_grid, literal, loaded_model, model_choices
 from dashboard.pages import page
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
@@ -51,7 +51,7 @@ try:
         raise CheckpointError(f"The checkpoint predicts {len(loaded.classes)} classes but the data has "
                               f"{len(ds.classes)}; pick a model trained on this dataset.")
 except CheckpointError as exc:
-    st.error(str(exc))
+    st.error(literal(exc))
     st.stop()
 
 result = evaluation(loaded, key, stamp)

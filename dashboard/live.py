@@ -5,7 +5,7 @@ from core.events import curves, last_status, progress
 from core.launcher import resume_training, stop_training
 from core.runs import log_tail
 from dashboard.charts import Series, accuracy_figure, loss_figure
-from dashboard.common import RUNNING, events, fmt_seconds
+from dashboard.common import RUNNING, events, fmt_seconds, literal
 from dashboard.pages import page
 
 
@@ -46,9 +46,9 @@ def live_view(run) -> None:
             st.switch_page(page("evaluate"))
         right.page_link(page("runs"), label="Compare it with other runs")
     elif state == "failed":
-        st.error(f"Training failed: {final.get('message') or run.failure_message()}")
+        st.error(f"Training failed: {literal(final.get('message') or run.failure_message())}")
     elif state == "diverged":
-        st.error(f"Training diverged: {final.get('message')}")
+        st.error(f"Training diverged: {literal(final.get('message'))}")
     elif state in ("stopped", "interrupted"):
         why = "Stopped by request" if state == "stopped" else \
             "The training process ended without finishing (killed or the machine restarted)"

@@ -7,7 +7,7 @@ from core.events import curves
 from core.launcher import resume_training
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
-from dashboard.common import RUNNING, events, runs_root
+from dashboard.common import RUNNING, events, literal, runs_root
 from dashboard.pages import page
 
 st.title("Runs")
@@ -90,7 +90,7 @@ with st.form(f"rename-{run.id}"):
                 st.session_state["active_run"] = renamed.id
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(literal(exc))
 with st.expander("Delete this run"):
     confirm = st.checkbox(f"Yes, delete {run.id} and all its files", key=f"confirm-{run.id}")
     if st.button("Delete", type="primary", disabled=not confirm, key=f"delete-{run.id}"):
@@ -99,4 +99,4 @@ with st.expander("Delete this run"):
             st.session_state.pop("active_run", None)
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(literal(exc))

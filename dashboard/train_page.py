@@ -9,7 +9,7 @@ from core.config import PRESET_DESCRIPTIONS, PRESETS, ConfigError, TrainConfig
 from core.devices import available_devices
 from core.launcher import start_training
 from core.models import MODELS
-from dashboard.common import RUNNING, active_run, data_dir, dataset, events, runs_root
+from dashboard.common import RUNNING, active_run, data_dir, dataset, events, literal, runs_root
 from dashboard.live import live_view
 
 LABEL = {f.name: f.metadata["label"] for f in fields(TrainConfig)}
@@ -58,7 +58,7 @@ def config_form() -> None:
         config = TrainConfig.from_dict({**base.to_dict(), **values})
     except ConfigError as exc:
         for field, message in exc.problems.items():
-            st.error(f"**{LABEL.get(field, field)}**: {message}")
+            st.error(f"**{LABEL.get(field, field)}**: {literal(message)}")
         return
     limit = max(torch.cuda.device_count(), os.cpu_count() or 1)
     if not 1 <= processes <= limit:

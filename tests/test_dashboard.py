@@ -1,11 +1,14 @@
 """Every page through Streamlit's AppTest, on tiny generated data and a temporary runs folder."""
 
+import re
+
 import pytest
 from conftest import open_app
 
 from core.config import PRESETS, TrainConfig
 from core.launcher import start_training, wait_for
 from core.runs import list_runs
+from dashboard.common import literal
 
 PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
 
@@ -43,9 +46,20 @@ def test_pages_render_without_data(no_data, page):
 
 def test_data_page_without_data_explains_and_offers_download(no_data):
     at = open_app("dashboard/data_page.py")
-    assert "No data found in" in at.error[0].value and "--data-dir" in at.error[0].value
+    assert "No data found in" in at.error[0].value and literal("--data-dir") in at.error[0].value
+    assert literal("train/<class>/*.jpg") in at.error[0].value  # shown as written, not as Markdown
     labels = [b.label for b in at.button]
     assert "Download CIFAR-10" in labels and "Check again" in labels
+
+
+@pytest.mark.parametrize("text", ["train/<class>/*.jpg and test/<class>/*.jpg", "a_b_c **x** `y` [z](w)",
+                                  ":material/home: :smile: $5 and $6", "<b>html</b> \\ back # h | t ~ s"])
+def test_messages_render_literally(text):
+    # CommonMark renders a backslash-escaped ASCII punctuation mark as itself (checked in Chromium too);
+    # so: nothing left unescaped, and removing the escapes gives the text back
+    shown = literal(text)
+    assert re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", shown) == text
+    assert not re.search(r"(?<!\\)[*_`<>\[\]$:]", re.sub(r"\\.", "", shown))
 
 
 def test_data_page_shows_counts_grid_and_filter(env):

@@ -146,8 +146,21 @@ def test_failed_download_is_a_clear_data_error(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         load_dataset(DataConfig(data_dir=str(tmp_path / "empty")))
     message = str(err.value)
-    assert "downloading CIFAR-10" in message and "name resolution" in message
+    assert "downloading CIFAR-10 there failed: no network" in message and "urlopen" not in message
     assert str((tmp_path / "empty").resolve()) in message and "--data-dir" in message
+    assert "tar -xzf cifar-10-python.tar.gz" in message  # the offline way
+
+
+def test_a_refused_download_names_the_http_status(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def missing(*args, **kwargs):
+        raise urllib.error.HTTPError("https://example.invalid", 404, "Not Found", {}, None)
+
+    monkeypatch.setattr(urllib.request, "urlopen", missing)
+    with pytest.raises(DataError, match="the server answered 404 Not Found"):
+        load_dataset(DataConfig(data_dir=str(tmp_path / "empty")))
 
 
 def test_undecodable_file_in_tree_is_named(tmp_path):
