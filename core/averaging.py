@@ -2,6 +2,8 @@
 
 Averaging the last few hundred steps' weights lands nearer the middle of the valley the optimizer
 is bouncing around in; on short, high-learning-rate runs it is worth a point or more of accuracy.
+Not torch's AveragedModel(use_buffers=True): the same average, 6-9x the cost per update, and weights
+saved under `module.` (benchmarks/optim_averaging.py, BENCHMARKS.md).
 """
 from __future__ import annotations
 

@@ -1,42 +1,62 @@
+"""The training optimiser (fused torch.optim.SGD over our parameter groups) against the tutorial's."""
 import pytest
 import torch
 import torch.nn as nn
 
-from core.models import Net
-from core.optim import SGD
+from core.config import PRESETS, TrainConfig, with_overrides
+from core.models import build_model
+from core.train import optimizer_for, param_groups
 
 
-@pytest.mark.parametrize("momentum,weight_decay,nesterov", [(0.9, 0.0, False), (0.0, 0.0, False), (0.9, 5e-4, False),
-                                                            (0.9, 5e-4, True), (0.85, 0.0, True)])
-def test_same_updates_and_state_as_torch_sgd(momentum, weight_decay, nesterov):
-    torch.manual_seed(0)
-    x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
-    models = []
-    for cls in (torch.optim.SGD, SGD):
-        torch.manual_seed(1)
-        model = Net()
-        optimizer = cls(model.parameters(), lr=0.01, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-        for i in range(10):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[i * 4:(i + 1) * 4]), y[i * 4:(i + 1) * 4]).backward()
-            optimizer.step()
-        models.append((model, optimizer))
-    (a, oa), (b, ob) = models
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # bit for bit
-    sa, sb = oa.state_dict(), ob.state_dict()
-    assert sa["param_groups"] == sb["param_groups"]
-    for k in sa["state"]:
-        assert sa["state"][k].keys() == sb["state"][k].keys()
-        for name in sa["state"][k]:
-            assert torch.equal(sa["state"][k][name], sb["state"][k][name])
+def train_steps(optimizer_cls, config: TrainConfig, model_name: str, channels_last: bool, steps: int = 10):
+    torch.manual_seed(1)
+    model = build_model(model_name, 6, 10)
+    if channels_last:  # the CPU presets' layout: autograd's gradients must arrive in it too
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = optimizer_cls(model, config)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(steps * 4, 3, 32, 32, generator=gen), torch.randint(0, 10, (steps * 4,), generator=gen)
+    for i in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x[i * 4:(i + 1) * 4]), y[i * 4:(i + 1) * 4]).backward()
+        optimizer.step()
+    return model, optimizer
 
 
-def test_state_dict_moves_between_the_two_classes():
-    model = Net()
-    ours = SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model(torch.randn(2, 3, 32, 32)).sum().backward()
-    ours.step()
-    stock = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    stock.load_state_dict(ours.state_dict())
-    assert torch.equal(stock.state[model.conv1.weight]["momentum_buffer"],
-                       ours.state[model.conv1.weight]["momentum_buffer"])
+def tutorial_sgd(model, config):
+    """What the tutorial writes (torch.optim.SGD's default per-parameter loop), over the same groups."""
+    return torch.optim.SGD(param_groups(model, config), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=config.nesterov, foreach=False)
+
+
+@pytest.mark.parametrize("model_name,channels_last,overrides", [
+    ("net", False, {}),  # the tutorial: lr 0.001, momentum 0.9
+    ("net", False, {"momentum": 0.0}),
+    ("net", False, {"weight_decay": 5e-4, "nesterov": True, "decay_weights_only": True}),
+    ("widenet", True, {"lr": 0.15, "weight_decay": 5e-4, "nesterov": True, "decay_weights_only": True,
+                       "norm_lr_scale": 4.0}),
+])
+def test_fused_sgd_follows_the_tutorials_sgd(model_name, channels_last, overrides):
+    config = with_overrides(PRESETS["tutorial"], **overrides)
+    ours, ours_opt = train_steps(optimizer_for, config, model_name, channels_last)
+    theirs, theirs_opt = train_steps(tutorial_sgd, config, model_name, channels_last)
+    assert ours_opt.param_groups[0]["fused"]
+    worst = max((p - q).abs().max().item() for p, q in zip(ours.parameters(), theirs.parameters()))
+    assert worst < 1e-6  # the same updates; only the rounding of a fused multiply-add differs
+    if config.momentum:  # and the same state, so a checkpoint resumes the same either way
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            assert torch.allclose(ours_opt.state[p]["momentum_buffer"], theirs_opt.state[q]["momentum_buffer"],
+                                  atol=1e-6)
+
+
+def test_checkpoints_move_between_fused_and_plain_sgd():
+    """A checkpoint's optimizer state from either loads into the other (runs saved before the switch resume)."""
+    config = PRESETS["tutorial"]
+    model, fused = train_steps(optimizer_for, config, "net", False, steps=2)
+    plain = tutorial_sgd(model, config)
+    plain.load_state_dict(fused.state_dict())
+    again = optimizer_for(model, config)
+    again.load_state_dict(plain.state_dict())
+    for p in model.parameters():
+        assert torch.equal(plain.state[p]["momentum_buffer"], fused.state[p]["momentum_buffer"])
+        assert torch.equal(again.state[p]["momentum_buffer"], fused.state[p]["momentum_buffer"])
