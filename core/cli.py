@@ -118,7 +118,8 @@ class _Printer:
         elif kind == events.LOG:
             self.line(f"[{event['epoch']}, {event['step']:5d}] loss: {event['loss']:.3f}")
         elif kind == events.EPOCH:
-            self.line(f"Epoch {event['epoch']}: test accuracy {100 * event['test_accuracy']:.2f} %")
+            validation = f", validation {100 * event['val_accuracy']:.2f} %" if "val_accuracy" in event else ""
+            self.line(f"Epoch {event['epoch']}: test accuracy {100 * event['test_accuracy']:.2f} %{validation}")
 
     def close(self):
         if self.bar is not None:

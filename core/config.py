@@ -100,6 +100,10 @@ class TrainConfig:
                                    message="must be above 0 and at most 1000", advanced=True, step=1.0, format="%.1f")
     freeze_norm_scales: bool = setting(False, "Freeze norm scales", "BatchNorm scales stay 1; only their biases learn",
                                        advanced=True)
+    val_images: int = setting(0, "Validation images", "training images held out to validate after each epoch: the "
+                              "same class-balanced slice for every run with this number, so settings can be chosen "
+                              "without the test set; 0: none (the tutorial); 0–25000",
+                              valid=lambda v: 0 <= v <= 25_000, message="must be between 0 and 25000", advanced=True)
 
     def __post_init__(self):
         problems = self.problems()

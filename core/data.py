@@ -56,6 +56,29 @@ class Split:
         return torch.bincount(self.labels.cpu(), minlength=num_classes).tolist()
 
 
+HOLDOUT_SEED = 0  # one slice for every run, whatever its training seed: their validation figures compare
+
+
+def holdout(split: Split, n: int) -> tuple[Split, Split]:
+    """(the rest, `n` held-out images): n // k images of each of the k classes, plus one more from each of
+    the first n % k, drawn by a fixed generator, so the same `n` always holds out the same images (and a
+    resumed run trains on the same rest). Each class keeps at least one training image."""
+    classes = split.labels.unique().tolist()
+    gen = torch.Generator().manual_seed(HOLDOUT_SEED)
+    held = []
+    for j, c in enumerate(classes):
+        members = (split.labels == c).nonzero().flatten()
+        want = n // len(classes) + (j < n % len(classes))
+        if want >= len(members):
+            raise DataError(f"Cannot hold out {n} validation images: class {c} has only {len(members)} training "
+                            f"images and needs to keep one; choose at most {len(classes) * (len(members) - 1)}.")
+        held.append(members[torch.randperm(len(members), generator=gen)[:want]])
+    held = torch.cat(held).sort().values
+    rest = torch.ones(len(split), dtype=torch.bool)
+    rest[held] = False
+    return Split(split.images[rest], split.labels[rest]), Split(split.images[held], split.labels[held])
+
+
 @dataclass(frozen=True)
 class Dataset:
     train: Split

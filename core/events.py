@@ -35,8 +35,11 @@ def log(*, epoch: int, step: int, loss: float) -> dict:
     return {"type": LOG, "epoch": epoch, "step": step, "loss": loss}
 
 
-def epoch_end(*, epoch: int, test_accuracy: float, train_seconds: float) -> dict:
-    return {"type": EPOCH, "epoch": epoch, "test_accuracy": test_accuracy, "train_seconds": train_seconds}
+def epoch_end(*, epoch: int, test_accuracy: float, train_seconds: float, val_accuracy: float | None = None,
+              val_loss: float | None = None) -> dict:
+    validation = {} if val_accuracy is None else {"val_accuracy": val_accuracy, "val_loss": val_loss}
+    return {"type": EPOCH, "epoch": epoch, "test_accuracy": test_accuracy, "train_seconds": train_seconds,
+            **validation}
 
 
 def of_type(events: list[dict], kind: str) -> list[dict]:
@@ -95,4 +98,6 @@ def curves(events: list[dict]) -> dict[str, list]:
     return {"global_step": [e["global_step"] for e in steps], "images_seen": [e["images_seen"] for e in steps],
             "loss": [e["loss"] for e in steps], "lr": [e["lr"] for e in steps],
             "images_per_s": [e["images_per_s"] for e in steps],
-            "epoch": [e["epoch"] for e in epochs], "test_accuracy": [e["test_accuracy"] for e in epochs]}
+            "epoch": [e["epoch"] for e in epochs], "test_accuracy": [e["test_accuracy"] for e in epochs],
+            # None for epochs (or runs) without a validation split
+            "val_accuracy": [e.get("val_accuracy") for e in epochs], "val_loss": [e.get("val_loss") for e in epochs]}

@@ -18,10 +18,11 @@ import torch.nn as nn
 from core import events
 from core.averaging import NoAverage, WeightAverage
 from core.config import TrainConfig
-from core.data import DataConfig, DataError, Dataset, augment, normalizer
+from core.data import DataConfig, DataError, Dataset, augment, holdout, normalizer
 from core.devices import device_name
 from core.distributed import SINGLE, World
 from core.evaluate import EvalResult, evaluate
+from core.interpret import losses
 from core.models import build_model, prepare_model
 
 
@@ -50,6 +51,7 @@ class TrainResult:
     epochs_done: int
     train_seconds: float
     evaluation: EvalResult | None = None  # the last epoch's test evaluation (main process; None when stopped)
+    validation: EvalResult | None = None  # the same on the held-out training images, with `val_images`
 
 
 Event = dict
@@ -153,7 +155,9 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
         torch.backends.cudnn.benchmark = True  # every batch has one of two shapes: time cuDNN's algorithms once
     torch.manual_seed(config.seed)
     normalize = normalizer(data_config, device, channels_last=config.channels_last)
-    train_set, test_set = dataset.train.to(device), dataset.test.to(device)
+    train_set, val_set = holdout(dataset.train, config.val_images) if config.val_images else (dataset.train, None)
+    train_set, test_set = train_set.to(device), dataset.test.to(device)
+    val_set = val_set.to(device) if val_set is not None else None
     memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     raw_model = build_model(config.model, config.width, len(dataset.classes)).to(device, memory_format=memory_format)
     if config.freeze_norm_scales:
@@ -210,7 +214,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             return should_stop()
         return step % STOP_POLL == 0 and world.any(should_stop(), device)
 
-    evaluation = None
+    evaluation = validation = None
     for epoch in range(start_epoch, config.epochs):
         epoch_shuffle_state = shuffle_gen.get_state()  # on resume: the state the epoch began with
         batches = torch.randperm(n, generator=shuffle_gen).to(device).split(config.batch_size)
@@ -268,13 +272,18 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
             return TrainResult(average.averaged, "stopped", epoch, train_seconds)
         if world.is_main:  # the others go on and wait at the next step's gradient all-reduce
             evaluation = evaluate(average.averaged, test_set, normalize, tta=config.tta)
+            figures = {}
+            if val_set is not None:
+                validation = evaluate(average.averaged, val_set, normalize, tta=config.tta)
+                figures = {"val_accuracy": validation.accuracy,
+                           "val_loss": losses(validation, val_set.labels).mean().item()}
             # the event follows the files it announces: a kill between the two leaves a checkpoint
             # nobody was told about, never an announced epoch with nothing to resume from
             save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
             on_event(events.epoch_end(epoch=epoch + 1, test_accuracy=evaluation.accuracy,
-                                      train_seconds=train_seconds))
+                                      train_seconds=train_seconds, **figures))
             if not dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
                                 "data, then resume the run.")
-    return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation)
+    return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation, validation)

@@ -15,7 +15,7 @@ class Series:
     label: str
     x: list
     y: list
-
+    validation: list | None = None  # accuracy charts: the same epochs on the held-out training images
 
 def smooth(values: list[float], weight: float) -> list[float]:
     """TensorBoard's smoothing: an exponential moving average, debiased so it starts at the data."""
@@ -60,11 +60,17 @@ def loss_figure(series: list[Series], smoothing: float = 0.6, x_title: str = "im
 
 
 def accuracy_figure(series: list[Series], chance: float | None = None) -> go.Figure:
-    """Test accuracy (%) after each epoch, one line per run."""
+    """Test accuracy (%) after each epoch, one line per run; a run's validation accuracy, when it
+    held images out, is the dashed line of the same colour."""
     fig = go.Figure()
     for i, s in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Scatter(x=s.x, y=[100 * v for v in s.y], mode="lines+markers", name=s.label,
-                                 line=dict(width=2.5, color=PALETTE[i % len(PALETTE)]), marker=dict(size=8)))
+                                 line=dict(width=2.5, color=colour), marker=dict(size=8)))
+        if s.validation and any(v is not None for v in s.validation):
+            fig.add_trace(go.Scatter(x=s.x, y=[None if v is None else 100 * v for v in s.validation],
+                                     mode="lines+markers", name=f"{s.label} (validation)",
+                                     line=dict(width=2, color=colour, dash="dash"), marker=dict(size=6)))
     if chance:
         fig.add_hline(y=100 * chance, line_dash="dot", line_color="gray", annotation_text="chance")
     fig = _layout(fig, "Test accuracy", "epoch", "accuracy (%)")

@@ -33,8 +33,8 @@ def live_view(run) -> None:
     charts = st.columns([3, 2])
     charts[0].plotly_chart(loss_figure([Series(run.id, x, c["loss"])], x_title=x_axis), width="stretch",
                            key=f"loss-{run.id}")
-    charts[1].plotly_chart(accuracy_figure([Series(run.id, c["epoch"], c["test_accuracy"])]), width="stretch",
-                           key=f"acc-{run.id}")
+    accuracy = Series(run.id, c["epoch"], c["test_accuracy"], c["val_accuracy"])
+    charts[1].plotly_chart(accuracy_figure([accuracy]), width="stretch", key=f"acc-{run.id}")
 
     final = last_status(evs)
     if state == "done":

@@ -43,7 +43,7 @@ loss, accuracy = [], []
 for run in selected:
     c = curves(events(run))
     loss.append(Series(run.id, c["images_seen"], c["loss"]))
-    accuracy.append(Series(run.id, c["epoch"], c["test_accuracy"]))
+    accuracy.append(Series(run.id, c["epoch"], c["test_accuracy"], c["val_accuracy"]))
 left, right = st.columns([3, 2])
 left.plotly_chart(loss_figure(loss), width="stretch")
 right.plotly_chart(accuracy_figure(accuracy), width="stretch")
