@@ -188,9 +188,14 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
             # here, since cmd_train refuses to resume a run that has finished its epochs
             metrics = result.evaluation
             run.write_metrics({**metrics.to_dict(dataset.classes), "train_seconds": result.train_seconds,
-                               "epochs": config.epochs, "world_size": world.size})
+                               "epochs": config.epochs, "world_size": world.size, **result.calibration})
             for line in tutorial_lines(metrics, dataset.classes):
                 printer.line(line)
+            if result.calibration:
+                c = result.calibration
+                printer.line(f"Calibration: temperature {c['temperature']:.2f} (fitted on the {config.val_images} "
+                             f"validation images); test set's expected calibration error "
+                             f"{100 * c['test_ece']:.1f} % -> {100 * c['test_ece_calibrated']:.1f} %")
             printer(events.status("done", test_accuracy=metrics.accuracy, train_seconds=result.train_seconds))
         return 0
     except BaseException as exc:

@@ -9,7 +9,7 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from core import events
 from core.averaging import NoAverage, WeightAverage
+from core.calibration import calibration_figures
 from core.config import TrainConfig
 from core.data import DataConfig, DataError, Dataset, augment, holdout, normalizer
 from core.devices import device_name
@@ -52,6 +53,7 @@ class TrainResult:
     train_seconds: float
     evaluation: EvalResult | None = None  # the last epoch's test evaluation (main process; None when stopped)
     validation: EvalResult | None = None  # the same on the held-out training images, with `val_images`
+    calibration: dict = field(default_factory=dict)  # with `val_images`: core.calibration.calibration_figures
 
 
 Event = dict
@@ -286,4 +288,6 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
                                 "data, then resume the run.")
-    return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation, validation)
+    calibration = {} if validation is None else \
+        calibration_figures(validation, val_set.labels, evaluation, test_set.labels)
+    return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation, validation, calibration)

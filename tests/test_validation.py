@@ -1,4 +1,6 @@
 """The validation split: training images held out (class-balanced, always the same ones) and scored each epoch."""
+import json
+
 import pytest
 import torch
 
@@ -65,13 +67,17 @@ def test_training_reports_validation_each_epoch(dataset):
     assert result.evaluation.total == len(dataset.test)  # the test set is still scored, and apart
     curves = ev.curves(events)
     assert curves["val_accuracy"] == [e["val_accuracy"] for e in epochs]
+    # the temperature is fitted on the validation images and judged on the test set
+    c = result.calibration
+    assert c["temperature"] > 0 and 0 <= c["test_ece"] <= 1 and 0 <= c["test_ece_calibrated"] <= 1
 
 
 def test_without_a_split_epochs_carry_no_validation(dataset):
     events = []
     result = train(TrainConfig(**{**TINY.to_dict(), "val_images": 0, "epochs": 1}), dataset, torch.device("cpu"),
                    on_event=events.append)
-    assert result.validation is None and "val_accuracy" not in ev.of_type(events, ev.EPOCH)[0]
+    assert result.validation is None and result.calibration == {}
+    assert "val_accuracy" not in ev.of_type(events, ev.EPOCH)[0]
     assert ev.curves(events)["val_accuracy"] == [None]
 
 
@@ -107,6 +113,9 @@ def test_cli_prints_validation_beside_test_accuracy(tiny_tree, tmp_path):
     assert out.returncode == 0, out.stderr
     epoch_line = next(line for line in out.stdout.splitlines() if line.startswith("Epoch 1:"))
     assert "test accuracy" in epoch_line and ", validation " in epoch_line
+    assert any(line.startswith("Calibration: temperature ") for line in out.stdout.splitlines())
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["temperature"] > 0 and "test_ece_calibrated" in metrics
     bad = cli("train", "--data-dir", tiny_tree, "--run-dir", tmp_path / "too-many", "--val-images", "36",
               "--no-download")
     assert bad.returncode != 0 and "Cannot hold out 36 validation images" in bad.stderr
