@@ -1,4 +1,10 @@
 """The dashboard's entry point: page setup, navigation and the shared sidebar; each page is its own file."""
+import os
+
+# Set before torch loads. The dashboard predicts a few images at a time, often while a trainer holds every
+# core; OpenMP threads that spin-wait for a descheduled partner then turn a 10 ms prediction into seconds.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import streamlit as st
 
 from dashboard.common import sidebar

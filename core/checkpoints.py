@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from core.data import CIFAR10_CLASSES, DataConfig, normalizer
 from core.evaluate import TTA
+from core.interpret import Prediction, predict
 from core.models import MODELS
 
 
@@ -75,6 +76,7 @@ class LoadedModel:
     path: Path
     tta: str = "none"  # the test-time augmentation it was trained to be evaluated with
     card: dict = field(default_factory=dict)  # the model card beside the file (test_accuracy, date, ...), if any
+    temperature: float = 1.0  # fitted on its run's validation images (core/calibration.py); 1: none was
 
     @property
     def cam_layer(self) -> str | None:
@@ -83,6 +85,11 @@ class LoadedModel:
     def normalizer(self, device: torch.device | str = "cpu"):
         """The input normalisation the model was trained with (the tutorial's; DataConfig's)."""
         return normalizer(DataConfig(), device)
+
+    def predict(self, images: torch.Tensor) -> list[Prediction]:
+        """Its predictions for [B,3,32,32] uint8 images on the CPU: its normalisation, its test-time views
+        and its temperature."""
+        return predict(self.model, images, self.normalizer(), tta=self.tta, temperature=self.temperature)
 
 
 def _metadata(path: Path) -> dict:
@@ -97,9 +104,18 @@ def _metadata(path: Path) -> dict:
             continue
         train = data.get("train") if isinstance(data.get("train"), dict) else {}
         card = data if candidate.name != "config.json" else {}
+        fitted = card or _read_json(path.parent / "metrics.json")  # a run's temperature is in its metrics
         return {"classes": data.get("classes"), "model": train.get("model") or data.get("model"),
-                "tta": train.get("tta") or data.get("tta"), "card": card}
+                "tta": train.get("tta") or data.get("tta"), "card": card, "temperature": fitted.get("temperature")}
     return {}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def load_model(target: str | Path | bytes, num_classes: int | None = None, name: str = "the upload") -> LoadedModel:
@@ -126,4 +142,6 @@ def load_model(target: str | Path | bytes, num_classes: int | None = None, name:
     # channels-last weights make every convolution run NHWC whatever the input's layout: the same
     # predictions, twice as fast for fastnet on a CPU (BENCHMARKS.md, evaluation)
     model = model.to(memory_format=torch.channels_last).eval()
-    return LoadedModel(model, name, list(classes), path, tta, meta.get("card") or {})
+    temperature = meta.get("temperature")
+    temperature = float(temperature) if isinstance(temperature, (int, float)) and 0 < temperature < 100 else 1.0
+    return LoadedModel(model, name, list(classes), path, tta, meta.get("card") or {}, temperature)

@@ -21,7 +21,7 @@ from core.devices import choose_device, device_name, slow_bf16
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import ImageError, load_for_model
-from core.interpret import predict, top_k
+from core.interpret import top_k
 from core.runs import Run, new_run_id
 from core.train import Diverged, train
 
@@ -228,8 +228,6 @@ def cmd_predict(args) -> int:
     if args.top < 1:
         raise ConfigError({"top": "must be at least 1"})
     loaded = load_model(args.model)
-    model, classes = loaded.model, loaded.classes
-    normalize = loaded.normalizer()
     failed = 0
     for name in args.images:
         try:
@@ -238,8 +236,8 @@ def cmd_predict(args) -> int:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        probabilities = predict(model, images, normalize, tta=loaded.tta)[0].probabilities
-        shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(probabilities, classes, args.top))
+        probabilities = loaded.predict(images)[0].probabilities
+        shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(probabilities, loaded.classes, args.top))
         print(f"{name}: {shown}")
     return 1 if failed else 0
 

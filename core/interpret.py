@@ -54,10 +54,12 @@ class Prediction:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: str = "none") -> list[Prediction]:
-    """[B,3,32,32] uint8 -> one Prediction per image, averaged over the test-time views `tta`."""
+def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: str = "none",
+            temperature: float = 1.0) -> list[Prediction]:
+    """[B,3,32,32] uint8 -> one Prediction per image, averaged over the test-time views `tta`, with the
+    model's fitted `temperature` applied (the same top class; honest probabilities)."""
     model.eval()
-    probabilities = torch.softmax(tta_logits(model, normalize(images), tta).float(), 1).cpu()
+    probabilities = torch.softmax(tta_logits(model, normalize(images), tta).float() / temperature, 1).cpu()
     return [Prediction(p.tolist(), int(p.argmax())) for p in probabilities]
 
 

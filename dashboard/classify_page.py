@@ -4,7 +4,7 @@ import torch
 
 from core.checkpoints import CheckpointError
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
-from core.interpret import overlay, predict, saliency, top_k
+from core.interpret import overlay, saliency, top_k
 from dashboard.charts import probability_figure
 from dashboard.common import dataset, literal, loaded_model, model_choices
 
@@ -66,7 +66,7 @@ for name, content in items:
         st.error(f"**{literal(name)}**: {literal(str(exc).replace('the upload', 'this file'))}")
         rows.append({"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"})
         continue
-    result = predict(loaded.model, tensor.unsqueeze(0), normalize, tta=loaded.tta)[0]
+    result = loaded.predict(tensor.unsqueeze(0))[0]
     rows.append({"image": name, "prediction": loaded.classes[result.top],
                  "confidence": round(100 * result.probabilities[result.top], 2),
                  "top 3": ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(result.probabilities, loaded.classes))})

@@ -1,4 +1,9 @@
 import os
+
+# As app.py does for the dashboard, before torch loads (here and in every process the tests start): on a busy
+# CPU, OpenMP threads spin-waiting for a descheduled partner turn a one-image prediction into seconds.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import shutil
 import socket
 import subprocess

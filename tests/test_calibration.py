@@ -43,3 +43,29 @@ def test_reliability_bins_by_confidence():
     assert r.ece == pytest.approx((1 * 0.45 + 3 * abs(2.9 / 3 - 2 / 3)) / 4)
     assert reliability(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)).ece == 0.0
     assert fit_temperature(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)) == 1.0
+
+
+def test_a_loaded_model_applies_its_runs_temperature(tmp_path):
+    import json
+
+    from core.checkpoints import load_model
+    from core.models import Net
+
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(Net().state_dict(), run / "model.pth")
+    (run / "config.json").write_text(json.dumps({"train": {"model": "net"}, "classes": [str(i) for i in range(10)]}))
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    plain = load_model(run)
+    assert plain.temperature == 1.0  # no metrics yet: nothing fitted
+    (run / "metrics.json").write_text(json.dumps({"temperature": 2.0}))
+    warm = load_model(run)
+    assert warm.temperature == 2.0
+    logits = warm.model(warm.normalizer()(images)).detach()
+    for got, row in zip(warm.predict(images), logits):
+        assert got.probabilities == pytest.approx(torch.softmax(row / 2.0, 0).tolist(), abs=1e-6)
+        assert got.top == int(row.argmax())
+    for bad in (-1, 0, "hot", None, 1e9):  # anything odd in the file counts as no temperature
+        (run / "metrics.json").write_text(json.dumps({"temperature": bad}))
+        assert load_model(run).temperature == 1.0
