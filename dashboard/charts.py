@@ -92,6 +92,24 @@ def class_counts_figure(classes: list[str], counts: dict[str, list[int]]) -> go.
     return _layout(fig, "Images per class", "class", "images")
 
 
+def reliability_figure(curves: dict[str, tuple[list[float], list[float], list[int]]]) -> go.Figure:
+    """Reliability diagram: per confidence bin, how often the model was right against how sure it was
+    (% both; marker area ~ images in the bin), one line per curve name; the diagonal is perfect calibration."""
+    fig = go.Figure(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="perfectly calibrated",
+                               line=dict(color="gray", dash="dot")))
+    for i, (name, (confidence, accuracy, count)) in enumerate(curves.items()):
+        largest = max(count, default=1)
+        fig.add_trace(go.Scatter(x=[100 * c for c in confidence], y=[100 * a for a in accuracy], name=name,
+                                 mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)], width=2.5),
+                                 marker=dict(size=[6 + 14 * (n / largest) ** 0.5 for n in count]),
+                                 customdata=count, hovertemplate="sure %{x:.1f} %, right %{y:.1f} % "
+                                                                 "(%{customdata} images)<extra></extra>"))
+    fig = _layout(fig, "Confidence against accuracy", "confidence (%)", "accuracy (%)")
+    fig.update_xaxes(range=[0, 101])
+    fig.update_yaxes(range=[0, 101])
+    return fig
+
+
 def per_class_figure(classes: list[str], accuracy: list[float], sort: bool = False) -> go.Figure:
     """Per-class test accuracy (%) as bars, optionally sorted, with the chance line at 1/classes."""
     pairs = sorted(zip(classes, accuracy), key=lambda p: p[1]) if sort else list(zip(classes, accuracy))

@@ -1,13 +1,15 @@
 import hashlib
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 import torch
 
+from core.calibration import reliability, scaled
 from core.checkpoints import CheckpointError
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
-from dashboard.charts import confusion_figure, per_class_figure
+from dashboard.charts import confusion_figure, per_class_figure, reliability_figure
 from dashboard.common import dataset, evaluation, image_grid, literal, loaded_model, model_choices
 from dashboard.pages import page
 
@@ -72,13 +74,29 @@ with right:
                  hide_index=True, width="stretch")
 st.plotly_chart(confusion_figure(result.confusion.tolist(), classes), width="stretch")
 
+st.subheader("Confidence")
+labels = ds.test.labels
+raw = reliability(result.probabilities, labels)
+curves = {"as trained": (raw.confidence, raw.accuracy, raw.count)}
+if loaded.temperature != 1.0:
+    calibrated = reliability(scaled(result.probabilities, loaded.temperature), labels)
+    curves[f"temperature {loaded.temperature:.2f}"] = (calibrated.confidence, calibrated.accuracy, calibrated.count)
+    st.caption(f"Expected calibration error on the test set: {100 * raw.ece:.1f} % as trained, "
+               f"{100 * calibrated.ece:.1f} % with the temperature its run fitted on held-out training images, "
+               "which every probability shown for this model uses.")
+    result = replace(result, probabilities=scaled(result.probabilities, loaded.temperature))
+else:
+    st.caption(f"Expected calibration error on the test set: {100 * raw.ece:.1f} % (how far \"x % sure\" is from "
+               "\"right x % of the time\"). Train with a validation split (--val-images) to fit a temperature "
+               "that brings it down.")
+st.plotly_chart(reliability_figure(curves), width="stretch")
+
 st.subheader("Test images")
 a, b, c = st.columns([2, 2, 1])
 pick_class = a.selectbox("Class", ["All classes"] + classes)
 which = b.radio("Show", ["all", "right", "wrong"], horizontal=True)
 if c.button("Reshuffle", icon=":material/shuffle:"):
     st.session_state["eval_seed"] = st.session_state.get("eval_seed", 0) + 1
-labels = ds.test.labels
 mask = torch.ones(len(labels), dtype=torch.bool)
 if pick_class != "All classes":
     mask &= labels == classes.index(pick_class)

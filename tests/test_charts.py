@@ -52,3 +52,13 @@ def test_accuracy_vs_time_figure_labels_points_on_a_log_axis():
     fig = accuracy_vs_time_figure(["tutorial", "fast"], [45.0, 6.0], [0.53, 0.64], targets={"53 %": 0.53})
     assert list(fig.data[0].text) == ["tutorial", "fast"] and list(fig.data[0].y) == pytest.approx([53.0, 64.0])
     assert fig.layout.xaxis.type == "log" and fig.layout.shapes[0].y0 == pytest.approx(53.0)
+
+
+def test_reliability_figure_draws_the_diagonal_and_one_line_per_curve():
+    from dashboard.charts import reliability_figure
+
+    fig = reliability_figure({"as trained": ([0.55, 0.95], [0.5, 0.7], [10, 90]),
+                              "temperature 1.50": ([0.5, 0.8], [0.5, 0.7], [30, 70])})
+    assert [t.name for t in fig.data] == ["perfectly calibrated", "as trained", "temperature 1.50"]
+    assert list(fig.data[1].x) == pytest.approx([55, 95]) and list(fig.data[1].y) == pytest.approx([50, 70])
+    assert fig.data[1].marker.size[1] > fig.data[1].marker.size[0]  # the fuller bin, the larger its marker

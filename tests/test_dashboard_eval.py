@@ -1,4 +1,5 @@
 """Evaluate and Classify through AppTest: good and bad uploads, checkpoints of every kind."""
+import json
 import pickle
 
 import image_zoo
@@ -31,7 +32,8 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     assert at.selectbox[0].value == f"Run {finished_run.id}"  # the newest run is preselected
     metrics = finished_run.metrics()
     assert at.metric[0].value == f"{100 * metrics['accuracy']:.2f} %"
-    assert len(at.get("plotly_chart")) == 2  # per-class bars and the confusion heatmap
+    assert len(at.get("plotly_chart")) == 3  # per-class bars, the confusion heatmap, the reliability diagram
+    assert "Train with a validation split" in " ".join(c.value for c in at.caption)  # nothing fitted yet
     assert len(at.get("image")) == 12 + min(12, 16)  # the test grid and the top losses
     captions = [i.proto.imgs[0].caption for i in at.get("image")][:12]
     assert all(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions)
@@ -39,6 +41,17 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     wrong = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if c.startswith("GroundTruth")]
     assert all(c.split(" · ")[0][13:] != c.split("Predicted: ")[1] for c in wrong)
     assert len(wrong) == metrics["total"] - metrics["correct"] or at.info
+
+
+def test_evaluate_shows_calibration_with_the_runs_temperature(finished_run):
+    metrics = finished_run.metrics()
+    finished_run.metrics_file.write_text(json.dumps({**metrics, "temperature": 2.5}))
+    at = open_app("dashboard/evaluate_page.py")
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("Expected calibration error"))
+    assert "as trained" in caption and "with the temperature its run fitted" in caption
+    diagram = at.get("plotly_chart")[2].proto.spec
+    assert "temperature 2.50" in diagram and "perfectly calibrated" in diagram
 
 
 def test_evaluate_refuses_unsafe_and_mismatched_checkpoints(env, tmp_path):
