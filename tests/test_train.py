@@ -78,9 +78,13 @@ def test_same_seed_gives_the_same_run_on_cpu(dataset):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-@pytest.mark.parametrize("augment", [False, True])
-def test_stop_then_resume_continues_exactly(dataset, augment):
-    config = TrainConfig(**{**TINY.to_dict(), "augment": augment})
+@pytest.mark.parametrize("overrides,stopped_at", [
+    ({}, (1, 4)),  # 9 steps in epoch 1, 4 into epoch 2
+    ({"augment": True}, (1, 4)),
+    ({"val_images": 6}, (1, 5)),  # 30 images left to train on: 8 steps an epoch; the same 30 on resume
+])
+def test_stop_then_resume_continues_exactly(dataset, overrides, stopped_at):
+    config = TrainConfig(**{**TINY.to_dict(), **overrides})
     full = train(config, dataset, torch.device("cpu")).model.state_dict()
 
     calls = {"n": 0}
@@ -92,11 +96,11 @@ def test_stop_then_resume_continues_exactly(dataset, augment):
     saved = []
     first = train(config, dataset, torch.device("cpu"), should_stop=stop_after_13_steps, save_checkpoint=saved.append)
     assert first.status == "stopped" and first.epochs_done == 1
-    assert (saved[-1]["epoch"], saved[-1]["step"]) == (1, 4)  # 9 steps in epoch 1, 4 into epoch 2
+    assert (saved[-1]["epoch"], saved[-1]["step"]) == stopped_at
     events = []
     resumed = train(config, dataset, torch.device("cpu"), resume=saved[-1], on_event=events.append)
     assert resumed.status == "done"
-    assert events[0]["resumed"] and (events[0]["epoch"], events[0]["step"]) == (1, 4)
+    assert events[0]["resumed"] and (events[0]["epoch"], events[0]["step"]) == stopped_at
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [2, 3]
     state = resumed.model.state_dict()
     assert all(torch.equal(full[k], state[k]) for k in full)

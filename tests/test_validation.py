@@ -81,22 +81,6 @@ def test_without_a_split_epochs_carry_no_validation(dataset):
     assert ev.curves(events)["val_accuracy"] == [None]
 
 
-def test_stop_then_resume_with_a_split_continues_exactly(dataset):
-    full = train(TINY, dataset, torch.device("cpu")).model.state_dict()
-    calls = {"n": 0}
-
-    def stop_after_11_steps():
-        calls["n"] += 1
-        return calls["n"] > 11
-
-    saved = []
-    first = train(TINY, dataset, torch.device("cpu"), should_stop=stop_after_11_steps, save_checkpoint=saved.append)
-    assert first.status == "stopped" and (saved[-1]["epoch"], saved[-1]["step"]) == (1, 3)  # 8 steps an epoch
-    resumed = train(TINY, dataset, torch.device("cpu"), resume=saved[-1])
-    state = resumed.model.state_dict()
-    assert all(torch.equal(full[k], state[k]) for k in full)
-
-
 def test_accuracy_chart_draws_validation_as_the_runs_dashed_twin():
     fig = accuracy_figure([Series("a", [1, 2], [0.5, 0.6], [0.55, 0.65]), Series("b", [1], [0.4], [None])])
     names = [t.name for t in fig.data]
