@@ -79,12 +79,13 @@ labels = ds.test.labels
 raw = reliability(result.probabilities, labels)
 curves = {"as trained": (raw.confidence, raw.accuracy, raw.count)}
 if loaded.temperature != 1.0:
-    calibrated = reliability(scaled(result.probabilities, loaded.temperature), labels)
+    result_at_temperature = replace(result, probabilities=scaled(result.probabilities, loaded.temperature))
+    calibrated = reliability(result_at_temperature.probabilities, labels)
     curves[f"temperature {loaded.temperature:.2f}"] = (calibrated.confidence, calibrated.accuracy, calibrated.count)
     st.caption(f"Expected calibration error on the test set: {100 * raw.ece:.1f} % as trained, "
                f"{100 * calibrated.ece:.1f} % with the temperature its run fitted on held-out training images, "
                "which every probability shown for this model uses.")
-    result = replace(result, probabilities=scaled(result.probabilities, loaded.temperature))
+    result = result_at_temperature
 else:
     st.caption(f"Expected calibration error on the test set: {100 * raw.ece:.1f} % (how far \"x % sure\" is from "
                "\"right x % of the time\"). Train with a validation split (--val-images) to fit a temperature "
