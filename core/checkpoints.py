@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from core import ood
 from core.data import CIFAR10_CLASSES, DataConfig, normalizer
 from core.evaluate import TTA
 from core.interpret import Prediction, predict
@@ -77,6 +79,7 @@ class LoadedModel:
     tta: str = "none"  # the test-time augmentation it was trained to be evaluated with
     card: dict = field(default_factory=dict)  # the model card beside the file (test_accuracy, date, ...), if any
     temperature: float = 1.0  # fitted on its run's validation images (core/calibration.py); 1: none was
+    ood_threshold: float | None = None  # core.ood's threshold, set on the same images; None: none was
 
     @property
     def cam_layer(self) -> str | None:
@@ -87,9 +90,10 @@ class LoadedModel:
         return normalizer(DataConfig(), device)
 
     def predict(self, images: torch.Tensor) -> list[Prediction]:
-        """Its predictions for [B,3,32,32] uint8 images on the CPU: its normalisation, its test-time views
-        and its temperature."""
-        return predict(self.model, images, self.normalizer(), tta=self.tta, temperature=self.temperature)
+        """Its predictions for [B,3,32,32] uint8 images on the CPU: its normalisation, its test-time views,
+        its temperature and its "none of the ten" threshold."""
+        return predict(self.model, images, self.normalizer(), tta=self.tta, temperature=self.temperature,
+                       threshold=self.ood_threshold)
 
 
 def _metadata(path: Path) -> dict:
@@ -106,7 +110,9 @@ def _metadata(path: Path) -> dict:
         card = data if candidate.name != "config.json" else {}
         fitted = card or _read_json(path.parent / "metrics.json")  # a run's temperature is in its metrics
         return {"classes": data.get("classes"), "model": train.get("model") or data.get("model"),
-                "tta": train.get("tta") or data.get("tta"), "card": card, "temperature": fitted.get("temperature")}
+                "tta": train.get("tta") or data.get("tta"), "card": card, "temperature": fitted.get("temperature"),
+                # a threshold is only meaningful for the score it was set on
+                "ood_threshold": fitted.get("ood_threshold") if fitted.get("ood_score") == ood.SCORE else None}
     return {}
 
 
@@ -143,5 +149,10 @@ def load_model(target: str | Path | bytes, num_classes: int | None = None, name:
     # predictions, twice as fast for fastnet on a CPU (BENCHMARKS.md, evaluation)
     model = model.to(memory_format=torch.channels_last).eval()
     temperature = meta.get("temperature")
-    temperature = float(temperature) if isinstance(temperature, (int, float)) and 0 < temperature < 100 else 1.0
-    return LoadedModel(model, name, list(classes), path, tta, meta.get("card") or {}, temperature)
+    temperature = float(temperature) if _number(temperature) and 0 < temperature < 100 else 1.0
+    threshold = float(meta["ood_threshold"]) if _number(meta.get("ood_threshold")) else None
+    return LoadedModel(model, name, list(classes), path, tta, meta.get("card") or {}, temperature, threshold)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

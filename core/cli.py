@@ -13,14 +13,14 @@ import traceback
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from core import events
+from core import events, ood
 from core.checkpoints import load_model
 from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
 from core.data import DataConfig, DataError, load_dataset
 from core.devices import choose_device, device_name, slow_bf16
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
-from core.images import ImageError, load_for_model
+from core.images import FRAMING, FRAMINGS, ImageError, load_for_model
 from core.interpret import top_k
 from core.runs import Run, new_run_id
 from core.train import Diverged, train
@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model.pth (or a run directory)")
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=3)
+    p.add_argument("--framing", choices=FRAMINGS, default=FRAMING,
+                   help="what of a non-square picture the network sees: its centre square (crop) or all of it, "
+                        f"padded to a square (whole); default: {FRAMING}")
     return parser
 
 
@@ -196,6 +199,9 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
                 printer.line(f"Calibration: temperature {c['temperature']:.2f} (fitted on the {config.val_images} "
                              f"validation images); test set's expected calibration error "
                              f"{100 * c['test_ece']:.1f} % -> {100 * c['test_ece_calibrated']:.1f} %")
+                printer.line(f"None of the ten: a {c['ood_score']} score below {c['ood_threshold']:.3f} (which "
+                             f"{100 * ood.KEEP:.0f} % of the validation images pass) flags an image as unlike "
+                             "every class")
             printer(events.status("done", test_accuracy=metrics.accuracy, train_seconds=result.train_seconds))
         return 0
     except BaseException as exc:
@@ -231,14 +237,14 @@ def cmd_predict(args) -> int:
     failed = 0
     for name in args.images:
         try:
-            images = load_for_model(Path(name)).unsqueeze(0)
+            images = load_for_model(Path(name), args.framing).unsqueeze(0)
         except ImageError as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        probabilities = loaded.predict(images)[0].probabilities
-        shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(probabilities, loaded.classes, args.top))
-        print(f"{name}: {shown}")
+        prediction = loaded.predict(images)[0]
+        shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(prediction.probabilities, loaded.classes, args.top))
+        print(f"{name}: {shown}; {ood.verdict(prediction.familiarity, loaded.ood_threshold, len(loaded.classes))}")
     return 1 if failed else 0
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core import ood
 from core.evaluate import EvalResult, tta_logits
 
 
@@ -51,16 +52,22 @@ def top_losses(result: EvalResult, labels: torch.Tensor, k: int = 16) -> list[di
 class Prediction:
     probabilities: list[float]  # per class, summing to 1
     top: int  # index of the most likely class
+    familiarity: float  # core.ood's score: higher = more like the training images
+    unfamiliar: bool | None = None  # familiarity below the model's threshold: "none of the ten"; None: no threshold
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: str = "none",
-            temperature: float = 1.0) -> list[Prediction]:
+            temperature: float = 1.0, threshold: float | None = None) -> list[Prediction]:
     """[B,3,32,32] uint8 -> one Prediction per image, averaged over the test-time views `tta`, with the
-    model's fitted `temperature` applied (the same top class; honest probabilities)."""
+    model's fitted `temperature` applied (the same top class; honest probabilities) and, given the model's
+    `threshold`, whether the image looks like none of its classes."""
     model.eval()
-    probabilities = torch.softmax(tta_logits(model, normalize(images), tta).float() / temperature, 1).cpu()
-    return [Prediction(p.tolist(), int(p.argmax())) for p in probabilities]
+    logits = tta_logits(model, normalize(images), tta).float().cpu()
+    probabilities = torch.softmax(logits / temperature, 1)
+    scores = ood.familiarity(logits, temperature)
+    return [Prediction(p.tolist(), int(p.argmax()), float(s), None if threshold is None else bool(s < threshold))
+            for p, s in zip(probabilities, scores)]
 
 
 def top_k(probabilities: list[float], classes: list[str], k: int = 3) -> list[tuple[str, float]]:

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from core import events
+from core import events, ood
 from core.averaging import NoAverage, WeightAverage
 from core.calibration import calibration_figures
 from core.config import TrainConfig
@@ -53,7 +53,8 @@ class TrainResult:
     train_seconds: float
     evaluation: EvalResult | None = None  # the last epoch's test evaluation (main process; None when stopped)
     validation: EvalResult | None = None  # the same on the held-out training images, with `val_images`
-    calibration: dict = field(default_factory=dict)  # with `val_images`: core.calibration.calibration_figures
+    # with `val_images`: core.calibration.calibration_figures and core.ood.figures (temperature, ECE, threshold)
+    calibration: dict = field(default_factory=dict)
 
 
 Event = dict
@@ -288,6 +289,8 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
                                 f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
                                 "data, then resume the run.")
-    calibration = {} if validation is None else \
-        calibration_figures(validation, val_set.labels, evaluation, test_set.labels)
+    calibration = {}
+    if validation is not None:
+        calibration = calibration_figures(validation, val_set.labels, evaluation, test_set.labels)
+        calibration.update(ood.figures(validation.logits, calibration["temperature"]))
     return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation, validation, calibration)

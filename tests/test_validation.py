@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from core import events as ev
+from core import ood
 from core.config import PRESETS, TrainConfig
 from core.data import DataConfig, DataError, Split, holdout, load_dataset
 from core.train import train
@@ -70,6 +71,9 @@ def test_training_reports_validation_each_epoch(dataset):
     # the temperature is fitted on the validation images and judged on the test set
     c = result.calibration
     assert c["temperature"] > 0 and 0 <= c["test_ece"] <= 1 and 0 <= c["test_ece_calibrated"] <= 1
+    # and "none of the ten" is set on the same images: 95 % of them pass its threshold
+    familiar = ood.familiarity(result.validation.logits, c["temperature"])
+    assert c["ood_score"] == ood.SCORE and (familiar >= c["ood_threshold"]).float().mean() >= ood.KEEP - 1 / 6
 
 
 def test_without_a_split_epochs_carry_no_validation(dataset):
