@@ -92,13 +92,13 @@ def _wide_photos(images: torch.Tensor, kind: str) -> list[Image.Image]:
 
 
 @torch.inference_mode()
-def _logits(loaded: LoadedModel, images: torch.Tensor) -> torch.Tensor:
+def logits(loaded: LoadedModel, images: torch.Tensor) -> torch.Tensor:
     normalize = loaded.normalizer()
     return torch.cat([tta_logits(loaded.model, normalize(b), loaded.tta).float() for b in images.split(500)])
 
 
-def _accuracy(loaded: LoadedModel, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return (_logits(loaded, images).argmax(1) == labels).float().mean().item()
+def accuracy(loaded: LoadedModel, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits(loaded, images).argmax(1) == labels).float().mean().item()
 
 
 def phone_upload(loaded: LoadedModel, repeats: int = 21) -> float:
@@ -148,28 +148,28 @@ def main() -> None:
     row("accuracy, % of test images", [])
     for shift, apply in SHIFTS.items():
         shifted = apply(test.images)
-        row(f"  {shift}", (f"{100 * _accuracy(m, shifted, test.labels):.1f}" for m in models.values()))
+        row(f"  {shift}", (f"{100 * accuracy(m, shifted, test.labels):.1f}" for m in models.values()))
     if jpeg is not None:
-        row("  the shared JPEG copy", (f"{100 * _accuracy(m, jpeg.images, jpeg.labels):.1f}" for m in models.values()))
+        row("  the shared JPEG copy", (f"{100 * accuracy(m, jpeg.images, jpeg.labels):.1f}" for m in models.values()))
     for kind in ("centred", "filling"):
         pictures = _wide_photos(test.images, kind)
         for framing in FRAMINGS:
             views = torch.stack([to_uint8_tensor(p, framing) for p in pictures])
             row(f"  4:3 photo, object {kind}, {framing}",
-                (f"{100 * _accuracy(m, views, test.labels):.1f}" for m in models.values()))
-    logits = {name: _logits(m, test.images) for name, m in models.items()}
-    outlier_logits = {name: _logits(m, outliers) for name, m in models.items()}
+                (f"{100 * accuracy(m, views, test.labels):.1f}" for m in models.values()))
+    test_logits = {name: logits(m, test.images) for name, m in models.items()}
+    outlier_logits = {name: logits(m, outliers) for name, m in models.items()}
     row("calibration (test images)", [])
     row("  temperature", (f"{m.temperature:.2f}" for m in models.values()))
 
     def ece(name: str, temperature: float) -> str:
-        return f"{100 * reliability(torch.softmax(logits[name] / temperature, 1), test.labels).ece:.1f}"
+        return f"{100 * reliability(torch.softmax(test_logits[name] / temperature, 1), test.labels).ece:.1f}"
     row("  ECE as trained, %", (ece(n, 1.0) for n in models))
     row("  ECE with its temperature, %", (ece(n, m.temperature) for n, m in models.items()))
     row("none of the ten (outliers vs test)", [])
 
     def separation(name: str, m: LoadedModel, kind: str) -> str:
-        familiar = ood.familiarity(logits[name], m.temperature, kind)
+        familiar = ood.familiarity(test_logits[name], m.temperature, kind)
         return f"{ood.auroc(familiar, ood.familiarity(outlier_logits[name], m.temperature, kind)):.3f}"
     for kind in ood.SCORES:
         row(f"  AUROC, {kind}", (separation(n, m, kind) for n, m in models.items()))
@@ -180,7 +180,7 @@ def main() -> None:
         return f"{100 * (ood.familiarity(which, m.temperature) < m.ood_threshold).float().mean():.1f}"
     row(f"  outliers flagged at its threshold, % ({ood.SCORE})",
         (at_threshold(n, m, outlier_logits[n]) for n, m in models.items()))
-    row("  test images flagged, %", (at_threshold(n, m, logits[n]) for n, m in models.items()))
+    row("  test images flagged, %", (at_threshold(n, m, test_logits[n]) for n, m in models.items()))
     row("photos/chelsea.jpg (a cat)", [])
     for framing in FRAMINGS:
         image = load_for_model(ood.PHOTOS / "chelsea.jpg", framing).unsqueeze(0)

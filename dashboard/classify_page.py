@@ -7,7 +7,7 @@ from core.checkpoints import CheckpointError
 from core.images import FRAMING, FRAMINGS, ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
 from core.interpret import overlay, saliency, top_k
 from dashboard.charts import probability_figure
-from dashboard.common import dataset, literal, loaded_model, model_choices
+from dashboard.common import dataset, link_model, linked_model, literal, loaded_model, model_choices
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
@@ -17,7 +17,9 @@ if not choices:
     st.error("No model to classify with: the shipped default model is missing and no run has finished yet. "
              "Train one on the Train page.")
     st.stop()
-label = st.selectbox("Model", list(choices))
+wanted = linked_model(choices)
+label = st.selectbox("Model", list(choices), index=list(choices).index(wanted) if wanted else 0)
+link_model(label)
 try:
     loaded = loaded_model(choices[label])
 except CheckpointError as exc:

@@ -114,12 +114,15 @@ def models_dir() -> Path:
     return Path(os.environ.get("CIFAR_MODELS", PROJECT_ROOT / "models"))
 
 
+DEFAULT_MODEL = "Default model (shipped)"
+
+
 def model_choices() -> dict[str, Path]:
     """Label -> weights file: the shipped default model, every finished run, other .pth files in models/."""
     choices = {}
     default = models_dir() / "default.pth"
     if default.exists():
-        choices["Default model (shipped)"] = default
+        choices[DEFAULT_MODEL] = default
     for run in list_runs(runs_root()):
         if run.model_file.exists() and run.state(events(run)) not in RUNNING:
             choices[f"Run {run.id}"] = run.model_file
@@ -165,3 +168,41 @@ def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
         for column, image, caption in zip(st.columns(per_row), images[start:start + per_row],
                                           captions[start:start + per_row]):
             column.image(image, caption=caption, width="stretch")
+
+
+# ---- shareable links: a page's selection in its address (?run=<id>, ?model=<id>, ?class=<name>) ----
+
+def model_link(label: str) -> tuple[str, str]:
+    """The address parameter naming a model choice: ("model", "default"), ("run", <run id>) or ("model", <file>)."""
+    if label == DEFAULT_MODEL:
+        return "model", "default"
+    kind, name = label.split(" ", 1)
+    return ("run", name) if kind == "Run" else ("model", name.removeprefix("models/"))
+
+
+def linked(param: str, options: dict, what: str):
+    """The option that `?param=<id>` in the page's address picks (options: id -> option), or None without one.
+    An id that is not among them gets a message saying so, and the page shows its usual choice."""
+    value = st.query_params.get(param)
+    if value is None:
+        return None
+    if value in options:
+        return options[value]
+    shown = value if len(value) <= 60 else value[:60] + "…"
+    st.warning(f"The link asks for {what} “{literal(shown)}”, which is not here (it may have been renamed or "
+               "deleted, or the link was cut short); showing the usual choice instead.", icon=":material/link_off:")
+    return None
+
+
+def linked_model(choices: dict[str, Path]) -> str | None:
+    """The model choice the address names: ?run=<run id>, or ?model= default, a run's id or a models/ file's name."""
+    runs = {model_link(label)[1]: label for label in choices if model_link(label)[0] == "run"}
+    others = {model_link(label)[1]: label for label in choices if model_link(label)[0] == "model"}
+    return linked("run", runs, "the run") or linked("model", {**runs, **others}, "the model")
+
+
+def link_model(label: str) -> None:
+    """Put the chosen model in the page's address, so copying it shares this view."""
+    param, value = model_link(label)
+    st.query_params.pop("run" if param == "model" else "model", None)
+    st.query_params[param] = value

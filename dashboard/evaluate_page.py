@@ -10,7 +10,17 @@ from core.checkpoints import CheckpointError
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
 from dashboard.charts import confusion_figure, per_class_figure, reliability_figure
-from dashboard.common import dataset, evaluation, image_grid, literal, loaded_model, model_choices
+from dashboard.common import (
+    dataset,
+    evaluation,
+    image_grid,
+    link_model,
+    linked,
+    linked_model,
+    literal,
+    loaded_model,
+    model_choices,
+)
 from dashboard.pages import page
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
@@ -35,10 +45,11 @@ elif not choices:
     st.stop()
 else:
     labels = list(choices)
-    newest_run = next((i for i, name in enumerate(labels) if name.startswith("Run ")), 0)  # what was just trained
-    label = st.selectbox("Checkpoint", labels, index=labels.index(st.session_state["eval_choice"])
-                         if st.session_state.get("eval_choice") in choices else newest_run)
+    newest_run = next((name for name in labels if name.startswith("Run ")), labels[0])  # what was just trained
+    wanted = linked_model(choices) or st.session_state.get("eval_choice")
+    label = st.selectbox("Checkpoint", labels, index=labels.index(wanted if wanted in choices else newest_run))
     st.session_state["eval_choice"] = label
+    link_model(label)
 
 try:
     if upload is not None:
@@ -94,7 +105,12 @@ st.plotly_chart(reliability_figure(curves), width="stretch")
 
 st.subheader("Test images")
 a, b, c = st.columns([2, 2, 1])
-pick_class = a.selectbox("Class", ["All classes"] + classes)
+wanted = linked("class", {c: c for c in classes}, "the class")
+pick_class = a.selectbox("Class", ["All classes"] + classes, index=1 + classes.index(wanted) if wanted else 0)
+if pick_class == "All classes":
+    st.query_params.pop("class", None)
+else:
+    st.query_params["class"] = pick_class
 which = b.radio("Show", ["all", "right", "wrong"], horizontal=True)
 if c.button("Reshuffle", icon=":material/shuffle:"):
     st.session_state["eval_seed"] = st.session_state.get("eval_seed", 0) + 1

@@ -7,7 +7,7 @@ from core.events import curves
 from core.launcher import resume_training
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
-from dashboard.common import RUNNING, events, literal, runs_root
+from dashboard.common import RUNNING, events, linked, literal, runs_root
 from dashboard.pages import page
 
 st.title("Runs")
@@ -36,8 +36,11 @@ picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode=
                           "best test acc (%)": st.column_config.NumberColumn(format="%.2f %%"),
                           "training time (s)": st.column_config.NumberColumn(format="%.1f s"),
                           "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
-selected = [runs[i] for i in picked.selection.rows] or runs[:1]
-st.caption("Select rows to compare them; the newest run is shown when none is selected.")
+by_id = {r.id: r for r in runs}
+selected = [runs[i] for i in picked.selection.rows] or [linked("run", by_id, "the run") or runs[0]]
+st.caption("Select rows to compare them; the newest run (or the linked one) is shown when none is selected.")
+if len(selected) == 1:
+    st.query_params["run"] = selected[0].id
 
 loss, accuracy = [], []
 for run in selected:

@@ -9,7 +9,8 @@ from core.config import PRESET_DESCRIPTIONS, PRESETS, ConfigError, TrainConfig
 from core.devices import available_devices
 from core.launcher import start_training
 from core.models import MODELS
-from dashboard.common import RUNNING, active_run, data_dir, dataset, events, literal, runs_root
+from core.runs import list_runs
+from dashboard.common import RUNNING, active_run, data_dir, dataset, events, linked, literal, runs_root
 from dashboard.live import live_view
 
 LABEL = {f.name: f.metadata["label"] for f in fields(TrainConfig)}
@@ -76,7 +77,12 @@ def config_form() -> None:
 
 
 st.title("Train")
+asked = linked("run", {r.id: r for r in list_runs(runs_root())}, "the run")
+if asked is not None:
+    st.session_state["active_run"] = asked.id
 run = active_run()
+if run is not None:
+    st.query_params["run"] = run.id
 if run is not None:
     refresh = 1.0 if run.state(events(run)) in RUNNING else None
     st.fragment(run_every=refresh)(live_view)(run)

@@ -76,14 +76,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def open_app(page: str | None = None):
-    """A fresh AppTest session of the dashboard, switched to `page` (e.g. "dashboard/runs_page.py")."""
+def open_app(page: str | None = None, query: dict[str, str] | None = None):
+    """A fresh AppTest session of the dashboard, switched to `page` (e.g. "dashboard/runs_page.py"), opened with
+    `query` in its address (a shared link's ?run=…)."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     if page:
-        at.switch_page(page).run()
+        at.switch_page(page)
+        at.query_params = dict(query or {})
+        at.run()
     assert not at.exception, at.exception
     return at
 

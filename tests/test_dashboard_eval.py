@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import open_app
 
+from core import ood
 from core.config import TrainConfig
 from core.launcher import start_training, wait_for
 from core.models import Net
@@ -133,3 +134,78 @@ def test_a_malformed_model_card_leaves_the_classify_page_working(env, monkeypatc
     at = open_app("dashboard/classify_page.py")
     assert not at.exception and not at.error
     assert at.caption[0].value.startswith("Classifying with **Default model (shipped)**")
+
+
+@pytest.mark.parametrize("threshold, flagged", [(1e6, True), (-1e6, False)])
+def test_classify_says_when_a_photo_is_none_of_the_classes(env, monkeypatch, threshold, flagged):
+    models = env / "models"
+    models.mkdir()
+    torch.save(Net().state_dict(), models / "default.pth")
+    (models / "default.json").write_text(json.dumps({"test_accuracy": 0.5, "temperature": 1.2,
+                                                     "ood_score": ood.SCORE, "ood_threshold": threshold}))
+    monkeypatch.setenv("CIFAR_MODELS", str(models))
+    at = open_app("dashboard/classify_page.py")
+    at.file_uploader[0].set_value([("coffee.jpg", (ood.PHOTOS / "coffee.jpg").read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception and not at.error
+    warnings = [w.value for w in at.warning]
+    assert bool(warnings) is flagged
+    if flagged:
+        assert literal("coffee.jpg") in warnings[0]
+        assert literal("this doesn't look like any of the ten classes") in warnings[0]
+    else:
+        assert any(c.value.startswith("Looks like one of the ten classes") for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1  # the top classes are shown either way
+    assert list(at.dataframe[0].value["none of the classes"]) == [flagged]
+    at.radio[0].set_value("whole").run()  # the other framing classifies the same upload again
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+@pytest.fixture
+def two_runs(finished_run):
+    """The finished run and a copy of it under another id: two runs to choose between by link."""
+    import shutil
+    other = finished_run.path.parent / "other-run"
+    shutil.copytree(finished_run.path, other)
+    return finished_run.id, "other-run"
+
+
+def test_evaluate_and_classify_open_the_model_and_class_a_link_names(two_runs):
+    first, other = sorted(two_runs)  # the older run is not what the pages would show by themselves
+    for target in ("dashboard/evaluate_page.py", "dashboard/classify_page.py"):
+        at = open_app(target, {"run": first})
+        assert not at.exception and not at.warning
+        assert at.selectbox[0].value == f"Run {first}" and at.query_params.get("run") == first
+        at.selectbox[0].select("Default model (shipped)").run()  # choosing rewrites the link
+        assert at.query_params.get("model") == "default" and "run" not in at.query_params
+    at = open_app("dashboard/evaluate_page.py", {"model": other, "class": "green"})
+    assert at.selectbox[0].value == f"Run {other}" and at.selectbox[1].value == "green"
+    captions = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs[0].caption.startswith("Ground")]
+    assert captions and all(c.startswith("GroundTruth: green") for c in captions)
+
+
+BAD_RUN_LINKS = [{"run": "no-such-run"}, {"run": "../../etc/passwd"}, {"run": "x" * 500}]
+
+
+@pytest.mark.parametrize("page, query", [(page, query) for page in ("evaluate", "classify", "runs", "train")
+                                         for query in BAD_RUN_LINKS] +
+                         [("evaluate", {"model": "gone.pth"}), ("classify", {"model": "gone.pth"}),
+                          ("evaluate", {"class": "purple"})])
+def test_a_link_to_something_that_is_not_there_says_so(two_runs, page, query):
+    at = open_app(f"dashboard/{page}_page.py", query)
+    assert not at.exception and not at.error
+    value = next(iter(query.values()))
+    assert len(at.warning) == 1 and "which is not here" in at.warning[0].value
+    assert literal(value[:60]) in at.warning[0].value
+    if len(value) > 60:
+        assert value[:61] not in at.warning[0].value  # long ids are cut, not echoed whole
+
+
+def test_runs_and_train_open_the_run_a_link_names(two_runs):
+    first, _ = sorted(two_runs)
+    at = open_app("dashboard/runs_page.py", {"run": first})
+    assert not at.exception and not at.warning
+    assert any(h.value == f"Run {first}" for h in at.subheader)
+    at = open_app("dashboard/train_page.py", {"run": first})
+    assert not at.exception and not at.warning and at.query_params.get("run") == first
+    assert first in " ".join(m.value for m in at.markdown)
