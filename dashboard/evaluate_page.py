@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from core import anatomy
 from core.calibration import reliability, scaled
 from core.checkpoints import CheckpointError
 from core.images import enlarge
@@ -135,3 +136,33 @@ losses = top_losses(result, labels, k=16)
 image_grid([enlarge(ds.test.images[item["index"]], 4, border=WRONG) for item in losses],
            [f"{classes[item['label']]} → {classes[item['predicted']]} "
             f"({100 * item['confidence']:.0f} %; true class {100 * item['p_label']:.1f} %)" for item in losses])
+
+st.subheader("The network")
+st.caption("What the model is made of, layer by layer, read from the model itself: the shape each layer hands on "
+           "for one image, its weights, and the multiply-adds it costs.")
+table = anatomy.layers(loaded.model)
+st.dataframe(pd.DataFrame({"layer": [layer.name for layer in table], "type": [layer.kind for layer in table],
+                           "output": [" × ".join(map(str, layer.output_shape)) for layer in table],
+                           "parameters": [layer.parameters for layer in table],
+                           "multiply-adds": [layer.mult_adds for layer in table]}),
+             hide_index=True, width="stretch", column_config={
+                 "parameters": st.column_config.NumberColumn(format="localized"),
+                 "multiply-adds": st.column_config.NumberColumn(format="localized")})
+st.caption(f"{sum(layer.parameters for layer in table):,} parameters; "
+           f"{sum(layer.mult_adds for layer in table) / 1e6:,.1f} million multiply-adds per image "
+           "(functional steps such as the final ReLUs and flatten have no row: they are not layers of their own).")
+filters = anatomy.first_filters(loaded.model)
+st.markdown(f"**The first layer's {len(filters)} filters**, as colour patterns ({filters.shape[-1]}×"
+            f"{filters.shape[-2]} pixels each, enlarged): what it responds to in the image.")
+image_grid([enlarge(f, max(4, 48 // f.shape[-1])) for f in filters[:32]], [""] * min(32, len(filters)), per_row=16)
+left, right = st.columns(2)
+conv_layers = anatomy.convolutions(loaded.model)
+layer_name = left.selectbox("Feature maps of", conv_layers, index=min(1, len(conv_layers) - 1))
+index = right.number_input("for test image #", 0, len(ds.test) - 1, int(shown[0]) if len(shown) else 0)
+maps = anatomy.feature_maps(loaded.model, ds.test.images[index], loaded.normalizer(), layer_name)
+strongest = maps.float().mean((1, 2)).argsort(descending=True)[:32].tolist()
+st.caption(f"Test image #{index} ({classes[labels[index]]}) and the {len(strongest)} most active of the layer's "
+           f"{len(maps)} channels, each {maps.shape[-1]}×{maps.shape[-2]} (bright: strongly active).")
+image_grid([enlarge(ds.test.images[index], 4)] + [enlarge(maps[c].expand(3, -1, -1).contiguous(),
+                                                          max(1, 128 // maps.shape[-1])) for c in strongest],
+           [classes[labels[index]]] + [f"channel {c}" for c in strongest], per_row=11)

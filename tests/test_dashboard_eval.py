@@ -35,8 +35,15 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     assert at.metric[0].value == f"{100 * metrics['accuracy']:.2f} %"
     assert len(at.get("plotly_chart")) == 3  # per-class bars, the confusion heatmap, the reliability diagram
     assert "Train with a validation split" in " ".join(c.value for c in at.caption)  # nothing fitted yet
-    assert len(at.get("image")) == 12 + min(12, 16)  # the test grid and the top losses
-    captions = [i.proto.imgs[0].caption for i in at.get("image")][:12]
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    # the test grid (all 12 tiny test images), the top losses, then the network: conv1's 6 filters, one test
+    # image and the 16 feature maps of conv2 (the tutorial Net's)
+    assert len(captions) == 12 + 12 + 6 + 1 + 16
+    assert all(c.startswith("channel ") for c in captions[-16:])
+    layers = at.dataframe[1].value
+    assert list(layers["layer"]) == ["conv1", "pool", "conv2", "pool", "fc1", "fc2", "fc3"]
+    assert layers["parameters"].sum() == sum(p.numel() for p in Net(num_classes=3).parameters())
+    captions = captions[:12]
     assert all(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions)
     at.radio[1].set_value("wrong").run()
     wrong = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if c.startswith("GroundTruth")]
