@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--framing", choices=FRAMINGS, default=FRAMING,
                    help="what of a non-square picture the network sees: its centre square (crop) or all of it, "
                         f"padded to a square (whole); default: {FRAMING}")
+
+    r = sub.add_parser("report", help="a finished run as one self-contained HTML file (opens offline)")
+    r.add_argument("run", help="a run directory")
+    r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
+    r.add_argument("--data-dir", help="the test set for the image sections (default: the run's own data)")
     return parser
 
 
@@ -248,9 +253,26 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args) -> int:
+    from dashboard.report import run_report  # the charts live with the dashboard; the CLI borrows them
+
+    run = Run(Path(args.run))
+    if not run.config_file.exists():
+        raise FileNotFoundError(f"{args.run} is not a run directory (it has no config.json)")
+    try:
+        data_dir = args.data_dir or run.config().get("data", {}).get("data_dir")
+        dataset = load_dataset(DataConfig(data_dir=data_dir, download=False))
+    except DataError as exc:
+        print(f"note: no test images in the report ({str(exc).splitlines()[0]})", file=sys.stderr)
+        dataset = None
+    Path(args.output).write_text(run_report(run, dataset), encoding="utf-8")
+    print(f"wrote {args.output} ({Path(args.output).stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "report": cmd_report}[args.command]
     try:
         return command(args)
     # ConfigError and CheckpointError are ValueErrors

@@ -206,3 +206,14 @@ def link_model(label: str) -> None:
     param, value = model_link(label)
     st.query_params.pop("run" if param == "model" else "model", None)
     st.query_params[param] = value
+
+
+def report_button(place, run: Run) -> None:
+    """A download of the run's one-file HTML report (dashboard/report.py), built only when clicked."""
+    from dashboard.report import run_report
+
+    ds = dataset()
+    place.download_button("Download report (HTML)", data=lambda: run_report(run, ds), file_name=f"{run.id}-report.html",
+                          mime="text/html", icon=":material/summarize:",
+                          help="Curves, per-class accuracy, confusion matrix, test images and settings in one file "
+                               "that opens offline")

@@ -10,6 +10,7 @@ from core.calibration import reliability, scaled
 from core.checkpoints import CheckpointError
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
+from core.runs import Run
 from dashboard.charts import confusion_figure, per_class_figure, reliability_figure
 from dashboard.common import (
     dataset,
@@ -21,6 +22,7 @@ from dashboard.common import (
     literal,
     loaded_model,
     model_choices,
+    report_button,
 )
 from dashboard.pages import page
 
@@ -70,8 +72,11 @@ except CheckpointError as exc:
 
 result = evaluation(loaded, key, stamp)
 classes = list(ds.classes)
-st.metric(f"Test accuracy of {name}", f"{100 * result.accuracy:.2f} %",
-          help=f"{result.correct:,} of {result.total:,} test images right ({loaded.name})")
+top, side = st.columns([3, 1])
+top.metric(f"Test accuracy of {name}", f"{100 * result.accuracy:.2f} %",
+           help=f"{result.correct:,} of {result.total:,} test images right ({loaded.name})")
+if upload is None and label.startswith("Run ") and Run(choices[label].parent).metrics():
+    report_button(side, Run(choices[label].parent))
 
 left, right = st.columns(2)
 with left:

@@ -7,7 +7,7 @@ from core.events import curves
 from core.launcher import resume_training
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
-from dashboard.common import RUNNING, events, linked, literal, runs_root
+from dashboard.common import RUNNING, events, linked, literal, report_button, runs_root
 from dashboard.pages import page
 
 st.title("Runs")
@@ -61,7 +61,7 @@ if len(selected) != 1:
 run = selected[0]
 summary = next(s for s in rows if s["id"] == run.id)
 st.subheader(f"Run {run.id}")
-a, b, c = st.columns(3)
+a, b, c, d = st.columns(4)
 if run.model_file.exists():
     a.download_button("Download model.pth", run.model_file.read_bytes(), file_name=f"{run.id}.pth",
                       icon=":material/download:")
@@ -71,6 +71,8 @@ if metrics:
     per_class.loc[len(per_class)] = ["(overall)", metrics["accuracy"]]
     b.download_button("Download metrics (CSV)", per_class.to_csv(index=False), file_name=f"{run.id}-metrics.csv",
                       mime="text/csv", icon=":material/table:")
+if metrics:
+    report_button(d, run)
 if summary["state"] == "done" and c.button("Evaluate", icon=":material/analytics:"):
     st.session_state["eval_choice"] = f"Run {run.id}"
     st.switch_page(page("evaluate"))
