@@ -2,12 +2,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import ood
 from core.checkpoints import CheckpointError
-from core.images import FRAMING, FRAMINGS, ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
-from core.interpret import overlay, saliency, top_k
-from dashboard.charts import probability_figure
-from dashboard.common import dataset, link_model, linked_model, literal, loaded_model, model_choices
+from core.images import FRAMING, FRAMINGS
+from dashboard.common import classified, dataset, link_model, linked_model, literal, loaded_model, model_choices
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
@@ -59,39 +56,10 @@ if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")
     st.stop()
 
-normalize = loaded.normalizer()
 rows = []
-for name, content in items:
+for number, (name, content) in enumerate(items):
     st.divider()
-    try:
-        if isinstance(content, torch.Tensor):
-            original, tensor = enlarge(content, 6), content
-        else:
-            picture = open_image(content)
-            original, tensor = to_rgb(picture), to_uint8_tensor(picture, framing)
-            original.thumbnail((512, 512))
-    except ImageError as exc:
-        st.error(f"**{literal(name)}**: {literal(str(exc).replace('the upload', 'this file'))}")
-        rows.append({"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"})
-        continue
-    result = loaded.predict(tensor.unsqueeze(0))[0]
-    verdict = ood.verdict(result.familiarity, loaded.ood_threshold, len(loaded.classes))
-    rows.append({"image": name, "prediction": loaded.classes[result.top],
-                 "confidence": round(100 * result.probabilities[result.top], 2),
-                 "top 3": ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(result.probabilities, loaded.classes)),
-                 "none of the classes": result.unfamiliar, "score": round(result.familiarity, 3)})
-    if result.unfamiliar:
-        st.warning(f"**{literal(name)}**: {literal(verdict)}. The model's closest guesses are still shown.",
-                   icon=":material/help:")
-    heat = saliency(loaded.model, tensor, normalize, target=result.top, layer=loaded.cam_layer)
-    cols = st.columns([2, 1, 1, 3])
-    cols[0].image(original, caption=name, width="stretch")
-    cols[1].image(enlarge(tensor, 4), caption="what the network sees (32×32)", width="stretch")
-    cols[2].image(enlarge(overlay(tensor, heat), 4), caption="where the evidence is (Grad-CAM)", width="stretch")
-    cols[3].plotly_chart(probability_figure(loaded.classes, result.probabilities), width="stretch",
-                         key=f"p-{len(rows)}")
-    if not result.unfamiliar:
-        cols[3].caption(literal(verdict[0].upper() + verdict[1:]))
+    rows.append(classified(loaded, name, content, framing, key=f"p-{number}"))
 
 st.divider()
 table = pd.DataFrame(rows)

@@ -1,4 +1,4 @@
-"""What every page shares: where runs and data live, cached resources, the sidebar."""
+"""What every page shares: where runs and data live, cached resources, the sidebar, links, one classified picture."""
 from __future__ import annotations
 
 import os
@@ -6,11 +6,16 @@ import re
 from pathlib import Path
 
 import streamlit as st
+import torch
 
+from core import ood
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
+from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
+from core.interpret import overlay, saliency, top_k
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
+from dashboard.charts import probability_figure
 
 RUNNING = ("running", "starting")
 
@@ -217,3 +222,37 @@ def report_button(place, run: Run) -> None:
                           mime="text/html", icon=":material/summarize:",
                           help="Curves, per-class accuracy, confusion matrix, test images and settings in one file "
                                "that opens offline")
+
+
+def classified(loaded, name: str, content, framing: str, key: str, compact: bool = False) -> dict:
+    """One picture (upload bytes or a [3,32,32] test image) classified and shown: the picture, what the network
+    sees, the Grad-CAM map, the calibrated probabilities and the "none of the ten" verdict (Classify and
+    Overview). Returns its row for a results table; a file that is not an image gets a message instead."""
+    try:
+        if isinstance(content, torch.Tensor):
+            original, tensor = enlarge(content, 6), content
+        else:
+            picture = open_image(content)
+            original, tensor = to_rgb(picture), to_uint8_tensor(picture, framing)
+            original.thumbnail((512, 512))
+    except ImageError as exc:
+        st.error(f"**{literal(name)}**: {literal(str(exc).replace('the upload', 'this file'))}")
+        return {"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"}
+    result = loaded.predict(tensor.unsqueeze(0))[0]
+    verdict = ood.verdict(result.familiarity, loaded.ood_threshold, len(loaded.classes))
+    if result.unfamiliar:
+        st.warning(f"**{literal(name)}**: {literal(verdict)}. The model's closest guesses are still shown.",
+                   icon=":material/help:")
+    cols = st.columns([2, 1, 3] if compact else [2, 1, 1, 3])
+    cols[0].image(original, caption=name, width="stretch")
+    cols[1].image(enlarge(tensor, 4), caption="what the network sees (32×32)", width="stretch")
+    if not compact:
+        heat = saliency(loaded.model, tensor, loaded.normalizer(), target=result.top, layer=loaded.cam_layer)
+        cols[2].image(enlarge(overlay(tensor, heat), 4), caption="where the evidence is (Grad-CAM)", width="stretch")
+    cols[-1].plotly_chart(probability_figure(loaded.classes, result.probabilities), width="stretch", key=key)
+    if not result.unfamiliar:
+        cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
+    return {"image": name, "prediction": loaded.classes[result.top],
+            "confidence": round(100 * result.probabilities[result.top], 2),
+            "top 3": ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(result.probabilities, loaded.classes)),
+            "none of the classes": result.unfamiliar, "score": round(result.familiarity, 3)}

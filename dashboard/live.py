@@ -69,3 +69,16 @@ def live_view(run) -> None:
         st.session_state.setdefault("shown_state", {})[run.id] = state
         st.rerun()  # the run changed state: redraw the page (and stop or start refreshing)
     st.session_state.setdefault("shown_state", {})[run.id] = state
+
+
+def shown_small(run) -> None:
+    """A run in a corner (the Overview): its progress and loss curve, redrawn whole by the caller's fragment."""
+    evs = events(run)
+    where, c = progress(evs), curves(evs)
+    text = f"{run.id} · epoch {where.epoch}/{where.epochs}" if where.total_steps else f"{run.id} · loading data…"
+    st.progress(where.fraction, text=text)
+    figure = loss_figure([Series(run.id, c["images_seen"], c["loss"])])
+    figure.update_layout(height=260, title=None, showlegend=False)
+    st.plotly_chart(figure, width="stretch", key=f"small-loss-{run.id}")
+    if c["test_accuracy"]:
+        st.caption(f"Test accuracy after epoch {c['epoch'][-1]}: {100 * c['test_accuracy'][-1]:.1f} %")

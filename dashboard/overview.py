@@ -1,15 +1,34 @@
 import streamlit as st
 
+from core.checkpoints import CheckpointError
+from core.events import curves
+from core.images import FRAMING
 from core.runs import list_runs
-from dashboard.common import RUNNING, active_run, dataset, device_label, runs_root
+from dashboard.charts import Series, accuracy_figure
+from dashboard.common import (
+    DEFAULT_MODEL,
+    RUNNING,
+    active_run,
+    classified,
+    dataset,
+    device_label,
+    events,
+    literal,
+    loaded_model,
+    model_choices,
+    runs_root,
+)
+from dashboard.live import shown_small
 from dashboard.pages import page
 
 st.title("CIFAR-10 Classifier Lab")
-st.markdown("Train the PyTorch tutorial's image classifier on CIFAR-10 and watch it learn, live. "
-            "Inspect the data, compare runs, and see exactly what each model gets right and wrong.")
+st.markdown("PyTorch's *Training a Classifier* tutorial as a working lab: train small image classifiers on "
+            "CIFAR-10's 60,000 tiny photos of ten kinds of things and watch them learn, live. Drop a photo below to "
+            "see what the best model here makes of it, or follow the tutorial step by step.")
 
 ds = dataset()
-summaries = [r.summary() for r in list_runs(runs_root())]
+runs = list_runs(runs_root())
+summaries = [r.summary() for r in runs]
 accuracies = [s["best_accuracy"] for s in summaries if s["best_accuracy"] is not None]
 a, b, c, d = st.columns(4)
 a.metric("Data", f"{len(ds.train) + len(ds.test):,} images" if ds else "not found",
@@ -17,21 +36,70 @@ a.metric("Data", f"{len(ds.train) + len(ds.test):,} images" if ds else "not foun
 if ds:
     a.caption(ds.source_name)
 b.metric("Runs", len(summaries), help=f"{sum(s['state'] in RUNNING for s in summaries)} training now")
-c.metric("Best test accuracy", f"{100 * max(accuracies):.1f} %" if accuracies else "—")
+c.metric("Best run's test accuracy", f"{100 * max(accuracies):.1f} %" if accuracies else "—")
 d.metric("Device", device_label())
 
-st.subheader("Next step")
-run = active_run()
-if ds is None:
-    st.info("No data yet: get CIFAR-10 (or point at your own class-per-folder images).")
-    st.page_link(page("data"), label="Go to Data")
-elif run is not None and run.state() in RUNNING:
-    st.info(f"Run **{run.id}** is training: watch its curves live.")
-    st.page_link(page("train"), label="Watch it train")
-elif not summaries:
-    st.info("Data is ready. Start with the tutorial preset: the tutorial's exact settings, several times faster.")
-    st.page_link(page("train"), label="Train a model")
-else:
-    st.info("Compare your runs side by side, or train another.")
-    st.page_link(page("runs"), label="Compare runs")
-    st.page_link(page("train"), label="Train another")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    choices = model_choices()
+    best_run = max((s for s in summaries if s["best_accuracy"] is not None and f"Run {s['id']}" in choices),
+                   key=lambda s: s["best_accuracy"], default=None)
+    label = DEFAULT_MODEL if DEFAULT_MODEL in choices else None
+    try:
+        loaded = loaded_model(choices[label]) if label else None
+        shipped = loaded.card.get("test_accuracy") if loaded else None
+        if best_run and (not isinstance(shipped, (int, float)) or best_run["best_accuracy"] > shipped):
+            label = f"Run {best_run['id']}"
+            loaded = loaded_model(choices[label])
+    except CheckpointError as exc:
+        st.error(literal(exc))
+        loaded = None
+    st.subheader("Try it on a photo")
+    if loaded is None:
+        st.info("No model yet: the shipped default model is missing and no run has finished. Train one first.")
+        st.page_link(page("train"), label="Train a model")
+    else:
+        card = loaded.card
+        accuracy = card.get("test_accuracy") if label == DEFAULT_MODEL else best_run["best_accuracy"]
+        facts = [f"{100 * accuracy:.1f} % on the 10,000 test images"] if isinstance(accuracy, (int, float)) else []
+        if isinstance(card.get("test_ece_calibrated"), (int, float)):
+            facts.append(f"calibrated to within {100 * card['test_ece_calibrated']:.1f} % (expected calibration error)")
+        if loaded.ood_threshold is not None:
+            facts.append("says when a photo is none of its ten classes")
+        st.caption(f"The best model here: **{literal(label)}** ({loaded.name})" +
+                   (": " + "; ".join(facts) if facts else "") + ".")
+        photo = st.file_uploader("Drop a photo", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"],
+                                 key="overview-photo")
+        if photo is not None:
+            classified(loaded, photo.name, photo.getvalue(), FRAMING, key="overview-p", compact=True)
+        st.page_link(page("classify"), label="More photos, the camera, Grad-CAM: Classify")
+
+with right:
+    run = active_run()
+    if run is not None and run.state() in RUNNING:
+        st.subheader("Training now")
+        st.fragment(run_every=2.0)(shown_small)(run)
+        st.page_link(page("train"), label="Watch it on the Train page")
+    recent = [r for r in runs if r.metrics()][:5]
+    if recent:
+        st.subheader("Recent runs")
+        series = []
+        for r in recent:
+            cr = curves(events(r))
+            series.append(Series(r.id, cr["epoch"], cr["test_accuracy"], cr["val_accuracy"]))
+        figure = accuracy_figure(series)
+        figure.update_layout(height=300, title=None)
+        st.plotly_chart(figure, width="stretch", key="overview-recent")
+        st.page_link(page("runs"), label="Compare runs")
+
+    st.subheader("Next step")
+    if ds is None:
+        st.info("No data yet: get CIFAR-10 (or point at your own class-per-folder images).")
+        st.page_link(page("data"), label="Go to Data")
+    elif not summaries:
+        st.info("Data is ready. Start with the tutorial preset: the tutorial's exact settings, several times faster.")
+        st.page_link(page("train"), label="Train a model")
+    else:
+        st.info("Compare your runs side by side, or train another.")
+        st.page_link(page("train"), label="Train another")
+

@@ -1,12 +1,13 @@
 """Every page through Streamlit's AppTest, on tiny generated data and a temporary runs folder."""
 
+import os
 import re
 
 import pytest
-from conftest import open_app
+from conftest import ROOT, open_app
 
 from core.config import PRESETS, TrainConfig
-from core.launcher import start_training, wait_for
+from core.launcher import start_training, stop_training, wait_for
 from core.runs import list_runs
 from dashboard.common import literal
 
@@ -80,6 +81,35 @@ def test_overview_points_at_next_step(env):
     at = open_app()
     assert "Data is ready" in texts(at)
     assert [m.value for m in at.metric][0] == "48 images"
+
+
+def test_overview_classifies_a_dropped_photo_with_the_best_model(env):
+    at = open_app()
+    assert "The best model here: **Default model \\(shipped\\)**" in texts(at)  # no run yet: the shipped one
+    at.file_uploader[0].set_value([("chelsea.jpg", (ROOT / "photos" / "chelsea.jpg").read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 2  # the photo and what the network sees
+    assert "Prediction: " in at.get("plotly_chart")[0].proto.spec  # the probability bars' title
+
+
+def test_overview_shows_the_run_training_now_and_the_recent_runs(env):
+    finished = start_training(TrainConfig(epochs=4, lr=0.01), env, data_dir=os.environ["CIFAR_DATA"])
+    assert wait_for(finished, ("done", "failed"), 90) == "done"
+    assert finished.summary()["best_accuracy"] > 0.9  # the tinted classes are easy: above the shipped model's accuracy
+    running = start_training(TrainConfig(epochs=400, lr=0.01), env, data_dir=os.environ["CIFAR_DATA"])
+    try:
+        assert wait_for(running, ("running",), 60) == "running"
+        at = open_app()
+        assert not at.exception
+        headers = [h.value for h in at.subheader]
+        assert headers[:3] == ["Try it on a photo", "Training now", "Recent runs"]
+        assert any(p.text.startswith(running.id) for p in at.get("progress"))
+        # a tiny run beats the shipped model's accuracy on its own three classes, so it is "the best model here"
+        assert f"**Run {literal(finished.id)}**" in texts(at)
+    finally:
+        stop_training(running)
+        wait_for(running, ("stopped", "interrupted", "failed", "done"), 60)
 
 
 def _number(at, label):
