@@ -98,6 +98,7 @@ with right:
         st.page_link(page("data"), label="Go to Data")
     elif not summaries:
         st.info("Data is ready. Start with the tutorial preset: the tutorial's exact settings, several times faster.")
+        st.page_link(page("tutorial"), label="Follow the tutorial step by step")
         st.page_link(page("train"), label="Train a model")
     else:
         st.info("Compare your runs side by side, or train another.")

@@ -3,6 +3,7 @@ import streamlit as st
 
 _PAGES = {  # name: (script, title, icon); the first is the landing page
     "overview": ("dashboard/overview.py", "Overview", ":material/home:"),
+    "tutorial": ("dashboard/tutorial_page.py", "Tutorial", ":material/school:"),
     "data": ("dashboard/data_page.py", "Data", ":material/photo_library:"),
     "train": ("dashboard/train_page.py", "Train", ":material/model_training:"),
     "runs": ("dashboard/runs_page.py", "Runs", ":material/table_chart:"),

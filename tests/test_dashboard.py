@@ -11,7 +11,8 @@ from core.launcher import start_training, stop_training, wait_for
 from core.runs import list_runs
 from dashboard.common import literal
 
-PAGES = ["dashboard/overview.py", "dashboard/data_page.py", "dashboard/train_page.py", "dashboard/runs_page.py"]
+PAGES = ["dashboard/overview.py", "dashboard/tutorial_page.py", "dashboard/data_page.py", "dashboard/train_page.py",
+         "dashboard/runs_page.py"]
 
 
 @pytest.fixture
@@ -235,3 +236,25 @@ def test_the_runs_table_keeps_numbers_as_numbers(env, tiny_tree):
     table = open_app("dashboard/runs_page.py").dataframe[0].value
     assert sorted(table["epochs done"]) == [1, 3] and table["training time (s)"].dtype.kind == "f"
     assert table["best test acc (%)"].dtype.kind == "f" and table["started"].dtype.kind == "M"
+
+
+def test_the_tutorial_page_walks_the_five_steps_and_trains_a_run(env):
+    at = open_app("dashboard/tutorial_page.py")
+    assert not at.exception
+    assert [h.value for h in at.header] == [
+        "1. Load and normalise the data", "2. Define a convolutional neural network",
+        "3. Define a loss function and optimiser", "4. Train the network", "5. Test the network on the test data"]
+    assert "def forward(self, x):" in at.code[0].value and "lr=0.001, momentum=0.9" in at.code[1].value
+    assert list(at.dataframe[1].value["layer"]) == ["conv1", "pool", "conv2", "pool", "fc1", "fc2", "fc3"]
+    normalised = at.dataframe[0].value["normalised"]
+    assert all(-1 <= float(v.split(" … ")[0]) <= float(v.split(" … ")[1]) <= 1 for v in normalised)
+    next(b for b in at.button if b.label.startswith("Train it fast")).click().run()
+    runs = list_runs(env)
+    assert len(runs) == 1 and at.session_state["tutorial_run"] == runs[0].id  # an ordinary run
+    assert wait_for(runs[0], ("done", "failed"), 90) == "done"
+    at.run()
+    assert not at.exception
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert sum(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions) == 4
+    assert at.code[-1].value.startswith("Accuracy of the network on the 12 test images: ")
+    assert at.code[-1].value.count("Accuracy for class:") == 3
