@@ -25,20 +25,12 @@ from PIL import Image
 from core import ood
 from core.calibration import reliability
 from core.checkpoints import LoadedModel, load_model
-from core.data import DataConfig, DataError, Split, load_dataset
+from core.data import DataConfig, DataError, first_of_each_class, load_dataset
 from core.evaluate import tta_logits
 from core.images import FRAMINGS, enlarge, load_for_model, open_image, to_uint8_tensor
 from core.interpret import saliency
 
 PHONE = (4032, 3024)  # a 12-megapixel phone photo
-
-
-def balanced(split: Split, n: int) -> Split:
-    """The first n // 10 images of each class (of however many classes there are)."""
-    classes = split.labels.unique()
-    per = n // len(classes)
-    idx = torch.cat([(split.labels == c).nonzero().flatten()[:per] for c in classes])
-    return Split(split.images[idx], split.labels[idx])
 
 
 def _rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -128,10 +120,10 @@ def main() -> None:
     for item in args.models:
         name, _, path = item.partition("=")
         models[name] = load_model(path)
-    test = balanced(load_dataset(DataConfig(data_dir=args.data_dir, download=False)).test, args.images)
+    test = first_of_each_class(load_dataset(DataConfig(data_dir=args.data_dir, download=False)).test, args.images // 10)
     try:
-        jpeg = balanced(load_dataset(DataConfig(data_dir=f"{args.data_dir}/cifar10-jpeg", download=False)).test,
-                        args.images)
+        jpeg = first_of_each_class(load_dataset(DataConfig(data_dir=f"{args.data_dir}/cifar10-jpeg",
+                                                           download=False)).test, args.images // 10)
     except DataError:
         jpeg = None
     outliers = ood.outlier_images()

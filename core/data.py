@@ -59,6 +59,13 @@ class Split:
 HOLDOUT_SEED = 0  # one slice for every run, whatever its training seed: their validation figures compare
 
 
+def first_of_each_class(split: Split, n: int) -> Split:
+    """The first `n` images of each class, class by class: the same images of an ordered copy (the JPEG tree)
+    and of the original, and a balanced subset when the whole split is more than a figure needs."""
+    idx = torch.cat([(split.labels == c).nonzero().flatten()[:n] for c in split.labels.unique()])
+    return Split(split.images[idx], split.labels[idx])
+
+
 def holdout(split: Split, n: int) -> tuple[Split, Split]:
     """(the rest, `n` held-out images): n // k images of each of the k classes, plus one more from each of
     the first n % k, drawn by a fixed generator, so the same `n` always holds out the same images (and a

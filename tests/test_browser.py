@@ -105,3 +105,34 @@ def test_classify_upload_and_evaluate_pages(server, browser, tmp_path):
     page.locator("[data-testid='stImage']").nth(20).wait_for(timeout=30_000)
     settle(page)
     shoot(page, "evaluate")
+
+
+def test_tutorial_walkthrough_and_a_shared_link(server, browser):
+    url, _ = server
+    page = open_page(browser, f"{url}/tutorial_page")
+    page.get_by_text("4. Train the network").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Train it fast").click()
+    # the fast preset: seconds on tiny data, under a minute on CIFAR-10 on two idle cores (more beside a busy one)
+    page.get_by_text("GroundTruth:").first.wait_for(timeout=300_000)
+    page.get_by_text("Accuracy of the network on the").wait_for(timeout=60_000)
+    settle(page)
+    shoot(page, "tutorial")
+    page.close()
+
+    # a link copied from one browser opens the same view in another that shares nothing with it
+    context = browser.new_context(viewport={"width": 1400, "height": 1700})
+    shared = context.new_page()
+    shared.goto(f"{url}/runs_page?run=no-such-run")
+    shared.get_by_text("which is not here").wait_for(timeout=60_000)
+    run_id = shared.evaluate("new URLSearchParams(location.search).get('run')")
+    assert run_id and run_id != "no-such-run"  # the page fell back to a real run and put it in the address
+    shared.goto(f"{url}/evaluate_page?run={run_id}&class=cat" if real_cifar_dir() else
+                f"{url}/evaluate_page?run={run_id}")
+    shared.get_by_text("Most confused pairs").wait_for(timeout=240_000)
+    settle(shared)
+    assert shared.get_by_text(f"Run {run_id}").count() >= 1 and shared.get_by_text("which is not here").count() == 0
+    if real_cifar_dir():
+        captions = shared.locator("[data-testid='stImageCaption']").all_inner_texts()
+        assert any(c.startswith("GroundTruth: cat") for c in captions)
+        assert not any(c.startswith("GroundTruth:") and not c.startswith("GroundTruth: cat") for c in captions)
+    context.close()

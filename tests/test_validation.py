@@ -7,7 +7,7 @@ import torch
 from core import events as ev
 from core import ood
 from core.config import PRESETS, TrainConfig
-from core.data import DataConfig, DataError, Split, holdout, load_dataset
+from core.data import DataConfig, DataError, Split, first_of_each_class, holdout, load_dataset
 from core.train import train
 from dashboard.charts import Series, accuracy_figure
 
@@ -107,3 +107,11 @@ def test_cli_prints_validation_beside_test_accuracy(tiny_tree, tmp_path):
     bad = cli("train", "--data-dir", tiny_tree, "--run-dir", tmp_path / "too-many", "--val-images", "36",
               "--no-download")
     assert bad.returncode != 0 and "Cannot hold out 36 validation images" in bad.stderr
+
+
+def test_first_of_each_class_takes_the_same_images_in_any_order_of_classes():
+    split = numbered_split((5, 2, 4))
+    subset = first_of_each_class(split, 3)
+    assert subset.class_counts(3) == [3, 2, 3]  # a class with fewer gives what it has
+    members = [[i for i, label in zip(ids(split), split.labels.tolist()) if label == c] for c in range(3)]
+    assert ids(subset) == [i for each in members for i in each[:3]]  # class by class, each in the split's order
