@@ -110,7 +110,8 @@ def _metadata(path: Path) -> dict:
         card = data if candidate.name != "config.json" else {}
         fitted = card or _read_json(path.parent / "metrics.json")  # a run's temperature is in its metrics
         return {"classes": data.get("classes"), "model": train.get("model") or data.get("model"),
-                "tta": train.get("tta") or data.get("tta"), "card": card, "temperature": fitted.get("temperature"),
+                # a card's own "tta" (how the model is served) wins over the one it was trained with
+                "tta": data.get("tta") or train.get("tta"), "card": card, "temperature": fitted.get("temperature"),
                 # a threshold is only meaningful for the score it was set on
                 "ood_threshold": fitted.get("ood_threshold") if fitted.get("ood_score") == ood.SCORE else None}
     return {}

@@ -73,6 +73,7 @@ def config_form() -> None:
         return
     run = start_training(config, runs_root(), data_dir=str(data_dir()), preset=preset, processes=int(processes))
     st.session_state["active_run"] = run.id
+    st.query_params["run"] = run.id  # the address follows, or its old ?run= would switch back on the rerun
     st.rerun()
 
 

@@ -79,17 +79,20 @@ def test_pages_train_live_and_screenshots(server, browser):
     assert len(runs) == 1 and (runs[0] / "checkpoint.pth").exists()
 
 
-def test_classify_upload_and_evaluate_pages(server, browser, tmp_path):
+def test_classify_upload_and_evaluate_pages(server, browser):
     url, _ = server
     page = open_page(browser, f"{url}/classify_page")
     page.get_by_text("Classifying with").wait_for(timeout=30_000)
-    photo = tmp_path / "red-car.jpg"
-    import image_zoo
-    photo.write_bytes(image_zoo.good()["photo.jpg"])
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(photo))
-    page.get_by_text("Prediction:").first.wait_for(timeout=60_000)  # the probability chart's title
+    # real photos (photos/README.md): a tabby cat, and the Hubble deep field, which is none of the ten classes
+    photos = [ROOT / "photos" / "chelsea.jpg", ROOT / "photos" / "hubble-deep-field.jpg"]
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in photos])
+    page.get_by_text("Prediction:").nth(1).wait_for(timeout=60_000)  # the probability charts' titles
     settle(page)
     assert plot_points(page) == 10  # one bar per CIFAR-10 class (the shipped default model)
+    assert page.get_by_text("Prediction: cat").count() == 1  # the shipped model knows a cat when it sees one
+    warning = page.locator("[data-testid='stAlert']").filter(has_text="doesn't look like any of the ten classes")
+    assert warning.count() == 1 and "hubble-deep-field.jpg: this doesn't look like" in warning.inner_text()
+    assert page.get_by_text("Looks like one of the ten classes").count() == 1  # the cat
     page.get_by_role("tab", name="Test images").click()
     page.get_by_role("button", name="Pick random test images").click()
     page.get_by_text("test image #").first.wait_for(timeout=30_000)

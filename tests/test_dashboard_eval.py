@@ -164,7 +164,7 @@ def test_classify_says_when_a_photo_is_none_of_the_classes(env, monkeypatch, thr
         assert any(c.value.startswith("Looks like one of the ten classes") for c in at.caption)
     assert len(at.get("plotly_chart")) == 1  # the top classes are shown either way
     assert list(at.dataframe[0].value["none of the classes"]) == [flagged]
-    at.radio[0].set_value("whole").run()  # the other framing classifies the same upload again
+    at.radio[0].set_value("crop").run()  # the other framing classifies the same upload again
     assert not at.exception and len(at.get("plotly_chart")) == 1
 
 
