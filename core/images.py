@@ -83,16 +83,20 @@ def to_32(image: Image.Image, framing: str = FRAMING) -> Image.Image:
     image = to_rgb(image)
     if image.size == (SIZE, SIZE):
         return image
-    side = min(image.size) if framing == "crop" else max(image.size)
     if framing == "crop":
+        side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         square = image.crop((left, top, left + side, top + side))
-    else:
-        pixels = np.asarray(image)
-        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).mean(0)
-        square = Image.new("RGB", (side, side), tuple(int(round(c)) for c in border))
-        square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return square.resize((SIZE, SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return square.resize((SIZE, SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    # shrink first, then pad: padding a 100000×10 strip to a square first would allocate 30 GB
+    scale = SIZE / max(image.size)
+    fitted = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                          Image.Resampling.BICUBIC, reducing_gap=3.0)
+    pixels = np.asarray(fitted)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).mean(0)
+    square = Image.new("RGB", (SIZE, SIZE), tuple(int(round(c)) for c in border))
+    square.paste(fitted, ((SIZE - fitted.width) // 2, (SIZE - fitted.height) // 2))
+    return square
 
 
 def to_uint8_tensor(image: Image.Image, framing: str = FRAMING) -> torch.Tensor:

@@ -82,3 +82,9 @@ def shown_small(run) -> None:
     st.plotly_chart(figure, width="stretch", key=f"small-loss-{run.id}")
     if c["test_accuracy"]:
         st.caption(f"Test accuracy after epoch {c['epoch'][-1]}: {100 * c['test_accuracy'][-1]:.1f} %")
+    state = run.state(evs)
+    seen = st.session_state.setdefault("shown_small_state", {})
+    if seen.get(run.id, state) != state:  # it finished (or stopped): the page around it changes too
+        seen[run.id] = state
+        st.rerun()
+    seen[run.id] = state

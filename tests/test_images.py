@@ -4,12 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import ImageError, enlarge, load_for_model, to_32
+from core.images import FRAMINGS, ImageError, enlarge, load_for_model, to_32
 
 
+@pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("name", sorted(image_zoo.good()))
-def test_every_image_kind_becomes_a_32x32_rgb_tensor(name):
-    tensor = load_for_model(image_zoo.good()[name])
+def test_every_image_kind_becomes_a_32x32_rgb_tensor(name, framing):
+    # the 100,000×10 strip included: padded to a square only after shrinking (first, it would take 30 GB)
+    tensor = load_for_model(image_zoo.good()[name], framing)
     assert tensor.shape == (3, 32, 32) and tensor.dtype == torch.uint8
 
 
@@ -39,8 +41,11 @@ def test_wide_images_are_centre_cropped_not_squashed():
     left_blue_right_red[:, :32, 2] = 255
     left_blue_right_red[:, 32:64, 1] = 255
     left_blue_right_red[:, 64:, 0] = 255
-    out = np.asarray(to_32(Image.fromarray(left_blue_right_red)))
+    out = np.asarray(to_32(Image.fromarray(left_blue_right_red), "crop"))
     assert out[..., 1].min() > 200 and out[..., 0].max() < 30  # only the green centre remains
+    whole = np.asarray(to_32(Image.fromarray(left_blue_right_red), "whole"))
+    band = whole[11:21]  # the picture, 32×11, between two bands of padding
+    assert band[:, 2:9, 2].min() > 200 and band[:, 13:19, 1].min() > 200 and band[:, 24:30, 0].min() > 200
 
 
 def test_enlarge_is_crisp_and_can_be_framed():
