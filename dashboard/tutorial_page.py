@@ -64,6 +64,7 @@ st.code("criterion = nn.CrossEntropyLoss()\n"
 st.markdown("Cross-entropy is small when the network gives the right class a high score. Stochastic gradient "
             f"descent nudges every weight against its gradient, {tutorial.batch_size} images at a time; momentum "
             "keeps it moving in the direction it has been going.")
+st.page_link(page("train"), label="Every setting of the loss and optimiser, and faster recipes: Train")
 
 st.header("4. Train the network")
 run_id = st.session_state.get("tutorial_run")

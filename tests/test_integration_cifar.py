@@ -116,6 +116,8 @@ def test_the_tutorials_own_checkpoint_scores_what_its_code_printed_on_the_evalua
     path, printed = seed_checkpoint
     monkeypatch.setenv("CIFAR_DATA", str(DATA))
     monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    # no shipped model: the page would first evaluate it (fastnet w64, ~36 s idle, past AppTest's 60 s under load)
+    monkeypatch.setenv("CIFAR_MODELS", str(tmp_path / "no-models"))
     at = open_app("dashboard/evaluate_page.py")
     at.radio[0].set_value("Upload a .pth file").run()
     at.file_uploader[0].set_value(("cifar_net.pth", path.read_bytes(), "application/octet-stream"))
