@@ -95,6 +95,17 @@ class TrainConfig:
                             "time", advanced=True)
     translate: int = setting(4, "Translate (pixels)", "with augment: random shift of up to this many pixels, 0–8",
                              valid=lambda v: 0 <= v <= 8, message="must be between 0 and 8 pixels", advanced=True)
+    zoom: float = setting(1.0, "Zoom crops (min. area)", "random-resized crops: each training image becomes a random "
+                          "window of at least this share of its area (aspect 3:4–4:3) scaled back up, the close-ups "
+                          "photos bring; 1: off; 0.1–1", valid=_finite_in(0.1, 1),
+                          message="must be between 0.1 and 1 (1 turns it off)", advanced=True, step=0.05, format="%.2f")
+    jitter: float = setting(0.0, "Colour jitter", "random brightness, contrast and saturation, each by its own factor "
+                            "in [1 − jitter, 1 + jitter], as a phone's exposure varies; 0: off; 0–0.9",
+                            valid=_finite_in(0, 0.9), message="must be between 0 and 0.9 (0 turns it off)",
+                            advanced=True, step=0.05, format="%.2f")
+    cutout: int = setting(0, "Cutout (pixels)", "a random square of this side blanked in each training image "
+                          "(airbench96: 12); 0: off; 0–24", valid=lambda v: 0 <= v <= 24,
+                          message="must be between 0 and 24 pixels (0 turns it off)", advanced=True)
     norm_lr_scale: float = setting(1.0, "Norm lr scale", "learning-rate multiplier for BatchNorm scales and biases "
                                    "(airbench uses 64); above 0", valid=_finite_in(0, 1000, low_open=True),
                                    message="must be above 0 and at most 1000", advanced=True, step=1.0, format="%.1f")

@@ -19,7 +19,7 @@ from core import events, ood
 from core.averaging import NoAverage, WeightAverage
 from core.calibration import calibration_figures
 from core.config import TrainConfig
-from core.data import DataConfig, DataError, Dataset, augment, holdout, normalizer
+from core.data import DataConfig, DataError, Dataset, augment, color_jitter, cutout, holdout, normalizer, zoom_crop
 from core.devices import device_name
 from core.distributed import SINGLE, World
 from core.evaluate import EvalResult, evaluate
@@ -149,6 +149,20 @@ def freeze_norm_scales(model: nn.Module) -> None:
             norm.weight.requires_grad_(False)
 
 
+def augmented(images: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """A batch as the network trains on it: zoomed in (`zoom`), shifted and mirrored (`augment`) with a square
+    blanked (`cutout`), recoloured (`jitter`), each only when asked for; batched on the images' device."""
+    if config.zoom < 1:
+        images = zoom_crop(images, generator, config.zoom)
+    if config.augment:
+        images = augment(images, generator, config.translate)
+    if config.cutout:
+        images = cutout(images, generator, config.cutout)
+    if config.jitter:
+        images = color_jitter(images, generator, config.jitter)
+    return images
+
+
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
 
 
@@ -233,8 +247,7 @@ def _train(config, dataset, device, data_config, on_event, should_stop, save_che
                 stopped = True
                 break
             idx = world.shard(batches[i])
-            images = augment(train_set.images[idx], augment_gen, config.translate) if config.augment \
-                else train_set.images[idx]
+            images = augmented(train_set.images[idx], config, augment_gen)
             inputs, labels = normalize(images), train_set.labels[idx]
             lr = lr_at(config, epoch * steps_per_epoch + i, total_steps)
             for group in optimizer.param_groups:

@@ -9,7 +9,18 @@ import torchvision.transforms as transforms
 from conftest import CLASSES, make_tree
 from PIL import Image
 
-from core.data import DataConfig, DataError, augment, find_source, load_dataset, normalizer, resolve_data_dir
+from core.data import (
+    DataConfig,
+    DataError,
+    augment,
+    color_jitter,
+    cutout,
+    find_source,
+    load_dataset,
+    normalizer,
+    resolve_data_dir,
+    zoom_crop,
+)
 
 
 def test_normalisation_equals_totensor_and_normalize_exactly():
@@ -201,6 +212,71 @@ def test_augment_without_translation_only_flips():
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     out = augment(images, torch.Generator().manual_seed(0), pad=0)
     assert all(torch.equal(o, i) or torch.equal(o, i.flip(2)) for o, i in zip(out, images))
+
+
+def _ramps(n: int) -> torch.Tensor:
+    """Channel 0 rises 8 per pixel to the right, channel 1 8 per pixel down: a window's size and place can be read
+    back from its pixels."""
+    ramp = torch.arange(32) * 8
+    return torch.stack([ramp.expand(32, 32), ramp[:, None].expand(32, 32), torch.zeros(32, 32, dtype=torch.int64)]
+                       ).to(torch.uint8).expand(n, 3, 32, 32)
+
+
+@pytest.mark.parametrize("min_area", [0.35, 0.8])
+def test_zoom_crop_takes_windows_of_at_least_min_area(min_area):
+    images = _ramps(256)
+    zoomed = zoom_crop(images, torch.Generator().manual_seed(0), min_area)
+    assert zoomed.shape == images.shape and zoomed.dtype == torch.uint8
+    out = zoomed.long()
+    # the first and last output pixels are 31 window-pixels apart: the window's share of each side
+    width = (out[:, 0, :, 31] - out[:, 0, :, 0]).float().mean(1) / (8 * 31)
+    height = (out[:, 1, 31, :] - out[:, 1, 0, :]).float().mean(1) / (8 * 31)
+    area = width * height
+    assert (area >= min_area - 0.02).all() and (area <= 1.01).all()
+    assert area.mean() < 1 - (1 - min_area) / 4  # it does zoom in, over the whole range
+    inside = (width < 0.97) & (height < 0.97)  # a window cut to the image's side loses its aspect
+    aspect = (width / height)[inside]
+    assert inside.any() and (aspect >= 3 / 4 - 0.03).all() and (aspect <= 4 / 3 + 0.03).all()
+    rows_rise = (out[:, 0, :, 1:] >= out[:, 0, :, :-1]).all()  # never mirrored or turned: only scaled and moved
+    assert rows_rise and (out[:, 1, 1:, :] >= out[:, 1, :-1, :]).all()
+    assert torch.equal(zoom_crop(images, torch.Generator().manual_seed(0), min_area), zoomed)  # the generator decides
+
+
+def test_zoom_crop_keeps_a_flat_image_flat():
+    flat = torch.full((8, 3, 32, 32), 77, dtype=torch.uint8)
+    assert torch.equal(zoom_crop(flat, torch.Generator().manual_seed(1), 0.1), flat)
+
+
+def test_color_jitter_is_torchvision_colorjitter_with_the_drawn_factors():
+    import torchvision.transforms.v2.functional as TF
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    out = color_jitter(images, torch.Generator().manual_seed(3), 0.5)
+    factors = 0.5 + torch.rand(3, 6, generator=torch.Generator().manual_seed(3))  # brightness, contrast, saturation
+    for i, image in enumerate(images.float() / 255):
+        expected = TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(image, factors[0, i].item()),
+                                                           factors[1, i].item()), factors[2, i].item())
+        assert (out[i].float() - 255 * expected).abs().max() <= 1.5
+
+
+def test_color_jitter_off_is_the_identity_and_keeps_gray_gray():
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(color_jitter(images, torch.Generator().manual_seed(0), 0.0), images)
+    gray = torch.full((64, 3, 32, 32), 100, dtype=torch.uint8)
+    out = color_jitter(gray, torch.Generator().manual_seed(0), 0.4)
+    assert (out == out[:, :1]).all()  # no colour from nowhere
+    assert out.min() >= 59 and out.max() <= 141 and len(out.unique()) > 10  # brightness ×0.6–1.4, image by image
+
+
+@pytest.mark.parametrize("size", [12, 1])
+def test_cutout_blanks_one_square_of_the_given_side_per_image(size):
+    images = torch.randint(0, 128, (64, 3, 32, 32), dtype=torch.uint8)  # never 128 itself: blanks are told apart
+    out = cutout(images, torch.Generator().manual_seed(0), size)
+    blank = (out == 128).all(1)  # [64, 32, 32]
+    assert (blank.sum((1, 2)) == size * size).all()
+    rows, cols = blank.any(2), blank.any(1)
+    assert (rows.sum(1) == size).all() and (cols.sum(1) == size).all()  # one square, not scattered pixels
+    assert torch.equal(out.masked_fill(blank[:, None], 0), images.masked_fill(blank[:, None], 0))  # the rest kept
+    assert len({(r.nonzero()[0].item(), c.nonzero()[0].item()) for r, c in zip(rows, cols)}) > 10  # it moves
 
 
 def test_download_streams_checks_and_extracts_with_progress(tmp_path, monkeypatch):

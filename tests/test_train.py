@@ -81,6 +81,7 @@ def test_same_seed_gives_the_same_run_on_cpu(dataset):
 @pytest.mark.parametrize("overrides,stopped_at", [
     ({}, (1, 4)),  # 9 steps in epoch 1, 4 into epoch 2
     ({"augment": True}, (1, 4)),
+    ({"augment": True, "zoom": 0.3, "jitter": 0.5}, (1, 4)),  # the photo augmentations draw from the same generator
     ({"val_images": 6}, (1, 5)),  # 30 images left to train on: 8 steps an epoch; the same 30 on resume
 ])
 def test_stop_then_resume_continues_exactly(dataset, overrides, stopped_at):
@@ -126,7 +127,9 @@ def test_diverging_loss_is_reported(dataset):
     ("epochs", 0, "between 1 and 1000"), ("batch_size", -1, "between 1"), ("lr", 0.0, "above 0"),
     ("lr", float("nan"), "above 0"), ("momentum", 1.0, "[0, 1)"), ("schedule", "sometimes", "choose one of"),
     ("model", "resnet9000", "unknown model"), ("device", "tpu", "choose one of"), ("width", 0, "between 1"),
-    ("epochs", "2", "must be int"), ("augment", 1, "must be bool"), ("epochs", True, "must be int"),
+    ("zoom", 0.0, "between 0.1 and 1"), ("zoom", 1.5, "between 0.1 and 1"), ("jitter", -0.1, "between 0 and 0.9"),
+    ("jitter", float("inf"), "between 0 and 0.9"), ("cutout", 25, "between 0 and 24"), ("epochs", "2", "must be int"),
+    ("augment", 1, "must be bool"), ("epochs", True, "must be int"),
 ])
 def test_invalid_settings_are_rejected_with_a_message(field, value, fragment):
     with pytest.raises(ConfigError) as err:
