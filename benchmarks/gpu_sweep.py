@@ -16,9 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.presets import train_measured, warm_up
+from benchmarks.presets import subset, train_measured, warm_up
 from core.config import PRESETS, with_overrides
-from core.data import DataConfig, Dataset, Split, load_dataset
+from core.data import DataConfig, Dataset, load_dataset
 from core.devices import choose_device
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,9 +61,7 @@ def main() -> None:
     data_config = DataConfig(data_dir=args.data_dir, download=False)
     dataset = load_dataset(data_config)
     if args.subset:
-        dataset = Dataset(Split(dataset.train.images[:args.subset], dataset.train.labels[:args.subset]),
-                          Split(dataset.test.images[:args.subset], dataset.test.labels[:args.subset]),
-                          dataset.classes, dataset.kind, dataset.root)
+        dataset = subset(dataset, args.subset)
     start = time.perf_counter()
     warm_up(dataset, device, data_config)
     print(f"warm-up epoch done in {time.perf_counter() - start:.1f} s", flush=True)

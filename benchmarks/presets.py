@@ -61,6 +61,14 @@ def train_measured(config, dataset, device, data_config) -> dict:
             "curve": [round(e["test_accuracy"], 4) for e in epochs]}
 
 
+def subset(dataset, n: int):
+    """The first `n` training and `n` test images of `dataset`: the GPU scripts' smoke test on a CPU."""
+    from core.data import Dataset, Split
+
+    return Dataset(Split(dataset.train.images[:n], dataset.train.labels[:n]),
+                   Split(dataset.test.images[:n], dataset.test.labels[:n]), dataset.classes, dataset.kind, dataset.root)
+
+
 def warm_up(dataset, device, data_config) -> None:
     """One untimed epoch of the gpu preset: cuDNN autotuning and CUDA start-up belong to no particular run."""
     from core.config import PRESETS, with_overrides

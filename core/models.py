@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -69,6 +70,22 @@ class ConvGroup(nn.Module):
         return self.activ(self.norm2(self.conv2(x)))
 
 
+class ResidualConvGroup(ConvGroup):
+    """ConvGroup with a third conv → BN and a shortcut around the last two (airbench96's stages): deeper at the
+    same resolution, and still an identity path for the gradient."""
+
+    def __init__(self, channels_in: int, channels_out: int):
+        super().__init__(channels_in, channels_out)
+        self.conv3 = nn.Conv2d(channels_out, channels_out, 3, padding="same", bias=False)
+        self.norm3 = nn.BatchNorm2d(channels_out, momentum=0.4)
+
+    def forward(self, x):
+        x = self.activ(self.norm1(self.pool(self.conv1(x))))
+        shortcut = x
+        x = self.activ(self.norm2(self.conv2(x)))
+        return self.activ(self.norm3(self.conv3(x)) + shortcut)
+
+
 class FastNet(nn.Module):
     """The airbench recipe's shape: a frozen 2×2 patch-whitening stem computed from the training
     images (`prepare`), three conv stages of widths w, 4w, 4w, global max-pool, a linear head
@@ -76,13 +93,13 @@ class FastNet(nn.Module):
 
     WHITEN_CHANNELS = 24  # 12 eigenvectors of 2×2×3 patches, each with both signs
 
-    def __init__(self, width: int = 64, num_classes: int = 10):
+    def __init__(self, width: int = 64, num_classes: int = 10, group: type[ConvGroup] = ConvGroup):
         super().__init__()
         self.whiten = nn.Conv2d(3, self.WHITEN_CHANNELS, 2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)  # fixed by `prepare`; only its bias learns
-        self.layer1 = ConvGroup(self.WHITEN_CHANNELS, width)
-        self.layer2 = ConvGroup(width, 4 * width)
-        self.layer3 = ConvGroup(4 * width, 4 * width)
+        self.layer1 = group(self.WHITEN_CHANNELS, width)
+        self.layer2 = group(width, 4 * width)
+        self.layer3 = group(4 * width, 4 * width)
         self.head = nn.Linear(4 * width, num_classes, bias=False)
         self.scale = 1 / 9
 
@@ -132,6 +149,9 @@ MODELS: dict[str, ModelSpec] = {
                                   "fc 128 (w = 16 in the CPU presets)", _infer_widenet, cam_layer="conv2"),
     "fastnet": ModelSpec(FastNet, "airbench-style net for GPUs: frozen whitening stem, 3 conv-BN-GELU stages "
                                   "w→4w→4w (w = 64 on a GPU)", _infer_fastnet, cam_layer="layer3"),
+    "fastnet-deep": ModelSpec(partial(FastNet, group=ResidualConvGroup),
+                              "fastnet with three convolutions a stage and a shortcut around the last two "
+                              "(airbench96's shape; w = 128 in gpu-best)", _infer_fastnet, cam_layer="layer3"),
 }
 
 

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from core.averaging import WeightAverage
 from core.checkpoints import load_model, model_from_state_dict
-from core.config import PRESET_DESCRIPTIONS, PRESETS, TrainConfig
+from core.config import PRESET_DESCRIPTIONS, PRESETS, TrainConfig, with_overrides
 from core.data import DataConfig, load_dataset, normalizer
 from core.evaluate import TTA, _shift, evaluate, tta_logits
 from core.models import MODELS, FastNet, WideNet, build_model
@@ -217,6 +217,36 @@ def test_compiled_fastnet_under_bf16_has_the_eager_gradients():
 
 
 def test_presets_are_documented_and_valid():
-    assert set(PRESETS) == {"tutorial", "fast", "cpu-best", "gpu"} == set(PRESET_DESCRIPTIONS)
+    assert set(PRESETS) == {"tutorial", "fast", "cpu-best", "gpu", "gpu-best"} == set(PRESET_DESCRIPTIONS)
     assert PRESETS["gpu"].bf16 and PRESETS["gpu"].channels_last and PRESETS["gpu"].tta != "none"
     assert PRESETS["gpu"].model == "fastnet" and PRESETS["fast"].epochs == 1
+
+
+def test_gpu_best_preset_trains_on_a_cpu(dataset):
+    """The gpu-best recipe's code path (fastnet-deep, cutout, bf16 autocast, flip-translate views) at a tiny width."""
+    config = with_overrides(PRESETS["gpu-best"], width=4, epochs=2, batch_size=8, lr=0.05, device="cpu")
+    assert config.model == "fastnet-deep" and config.cutout == 12 and config.bf16
+    events = []
+    result = train(config, dataset, CPU, on_event=events.append)
+    assert result.status == "done" and [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2]
+    assert result.model.layer3.conv3.weight.shape[0] == 16  # 4w, three convolutions a stage
+    assert 0 <= result.evaluation.accuracy <= 1 and torch.isfinite(result.evaluation.logits).all()
+
+
+def test_gpu_lease_script_runs_its_plan_on_a_cpu(tiny_tree, tmp_path, monkeypatch):
+    """benchmarks/gpu_lease.py, as a lease would run it, on the CPU and the tiny data: every preset of its plan
+    trained, one line a run in runs.jsonl, the summary with the figures BENCHMARKS.md quotes."""
+    import sys
+
+    from benchmarks import gpu_lease
+    out = tmp_path / "lease"
+    monkeypatch.setattr(sys, "argv", ["gpu_lease", "--device", "cpu", "--data-dir", str(tiny_tree), "--out", str(out),
+                                      "--subset", "24", "--epochs", "1", "--seeds", "1"])
+    gpu_lease.main()
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["preset"], r["seed"], r["epochs"]) for r in runs] == [("gpu", 0, 1), ("gpu-best", 0, 1)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["presets"]) == {"gpu", "gpu-best"} and summary["device"] == "cpu"
+    for figures in summary["presets"].values():
+        assert {"accuracy_mean", "accuracy_sd", "train_s_mean", "images_per_s", "peak_gpu_mib"} <= set(figures)
+    assert "gpu-best" in (out / "log.txt").read_text()
