@@ -20,7 +20,7 @@ from benchmarks import photos
 from core.checkpoints import LoadedModel
 from core.config import PRESETS, with_overrides
 from core.data import DataConfig, holdout, load_dataset
-from core.devices import choose_device, slow_bf16
+from core.devices import choose_device, for_this_device
 from core.train import train
 
 VAL_IMAGES = 2000
@@ -51,9 +51,8 @@ def main() -> None:
     data_config = DataConfig(data_dir=args.data_dir, download=False)
     dataset = load_dataset(data_config)
     _, validation = holdout(dataset.train, VAL_IMAGES)
-    base = with_overrides(PRESETS[args.preset], epochs=args.epochs, val_images=VAL_IMAGES, device=device.type)
-    if slow_bf16(base, device):
-        base = with_overrides(base, bf16=False)
+    base = for_this_device(with_overrides(PRESETS[args.preset], epochs=args.epochs, val_images=VAL_IMAGES,
+                                          device=device.type), device)
     print(f"{args.preset} ({base.model} w{base.width}, {base.epochs} epochs, bf16 {base.bf16}) on {device}, "
           f"{VAL_IMAGES} validation images, seeds 0..{args.seeds - 1}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n", flush=True)

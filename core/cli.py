@@ -17,7 +17,7 @@ from core import events, ood
 from core.checkpoints import load_model
 from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
 from core.data import DataConfig, DataError, load_dataset
-from core.devices import choose_device, device_name, slow_bf16
+from core.devices import choose_device, device_name, for_this_device, slow_bf16
 from core.distributed import device_for, join, leave
 from core.evaluate import evaluate, tutorial_lines
 from core.images import FRAMING, FRAMINGS, ImageError, load_for_model
@@ -149,12 +149,16 @@ def cmd_train(args) -> int:
         data_config = DataConfig(data_dir=args.data_dir, download=not args.no_download)
         run, checkpoint = Run(args.run_dir or Path("runs") / new_run_id()), None
     world = join(config.device)  # under torchrun: this process's rank; alone: rank 0 of 1
-    clean = False
+    clean, notes = False, []
     try:
         if config.batch_size < world.size:
             raise ConfigError({"batch_size": f"must be at least the number of processes ({world.size}): "
                                              "the global batch is shared out among them"})
         device = device_for(world, choose_device(config.device))
+        if checkpoint is None and args.bf16 is None and slow_bf16(config, device):  # the preset's bf16, not a flag
+            config = for_this_device(config, device)
+            notes.append("note: this CPU only emulates bf16 (no AVX-512 BF16 or AMX), so the preset's bf16 autocast "
+                         "is off: fp32 is several times faster here (--bf16 forces it)")
         dataset = load_dataset(data_config)
         if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
             raise ConfigError({"epochs": f"the run already finished {checkpoint['epoch']} epochs; "
@@ -165,7 +169,7 @@ def cmd_train(args) -> int:
                         "classes": list(dataset.classes), "source": dataset.description,
                         "device": device_name(device), "world_size": world.size, "command": sys.argv,
                         "created": time.time()})
-        status = _train_and_report(args, run, config, data_config, dataset, device, world, stop, checkpoint)
+        status = _train_and_report(args, run, config, data_config, dataset, device, world, stop, checkpoint, notes)
         clean = True
         return status
     finally:
@@ -173,11 +177,13 @@ def cmd_train(args) -> int:
         run.close()
 
 
-def _train_and_report(args, run, config, data_config, dataset, device, world, stop, checkpoint) -> int:
+def _train_and_report(args, run, config, data_config, dataset, device, world, stop, checkpoint, notes) -> int:
     """Rank 0 prints, writes events, checkpoints and metrics; other ranks only train."""
     printer = _Printer(run, progress=sys.stderr.isatty() and not args.no_progress, enabled=world.is_main)
     processes = f" x {world.size} processes" if world.distributed else ""
     printer.line(f"Training on {device_name(device)}{processes} with {dataset.description} -> {run.path}")
+    for note in notes:
+        printer.line(note)
     if slow_bf16(config, device):
         printer.line("note: this CPU has no native bf16, so bf16 autocast is emulated and slower than fp32 here; "
                      "add --no-bf16")

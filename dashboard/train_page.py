@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from core.config import PRESET_DESCRIPTIONS, PRESETS, ConfigError, TrainConfig
-from core.devices import available_devices
+from core.devices import available_devices, preset_here
 from core.launcher import start_training
 from core.models import MODELS
 from core.runs import list_runs
@@ -33,7 +33,7 @@ def setting_input(column, f, value, choices: list[str] | None = None, **options)
 
 def config_form() -> None:
     preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: f"{p} — {PRESET_DESCRIPTIONS[p]}")
-    base = PRESETS[preset]
+    base = preset_here(preset)  # bf16 off where this CPU only emulates it
     special = {"device": dict(choices=available_devices()),  # only what exists here
                "model": dict(format_func=lambda m: f"{m} — {MODELS[m].description}")}
     with st.form(f"config-{preset}"):  # keyed by preset: choosing one refills the form

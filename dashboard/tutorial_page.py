@@ -7,6 +7,7 @@ import streamlit as st
 from core import anatomy
 from core.config import PRESET_DESCRIPTIONS, PRESETS
 from core.data import TUTORIAL_NAMES, DataConfig, normalizer
+from core.devices import preset_here
 from core.evaluate import tutorial_lines
 from core.images import enlarge
 from core.launcher import start_training
@@ -81,7 +82,7 @@ for column, preset in ((left, "tutorial"), (right, "fast")):
     if column.button(label, key=f"tutorial-{preset}", icon=":material/play_arrow:",
                      disabled=run is not None and run.state(events(run)) in RUNNING,
                      help=PRESET_DESCRIPTIONS[preset]):
-        run = start_training(PRESETS[preset], runs_root(), data_dir=str(data_dir()), preset=preset)
+        run = start_training(preset_here(preset), runs_root(), data_dir=str(data_dir()), preset=preset)
         st.session_state["tutorial_run"] = st.session_state["active_run"] = run.id
 if run is None:
     st.info("Start a run: it is an ordinary run, listed on the Runs page, and its loss curve appears here.")

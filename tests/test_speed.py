@@ -250,3 +250,15 @@ def test_gpu_lease_script_runs_its_plan_on_a_cpu(tiny_tree, tmp_path, monkeypatc
     for figures in summary["presets"].values():
         assert {"accuracy_mean", "accuracy_sd", "train_s_mean", "images_per_s", "peak_gpu_mib"} <= set(figures)
     assert "gpu-best" in (out / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_presets_here_drop_bf16_only_on_a_cpu_that_emulates_it(native, monkeypatch):
+    from core import devices
+    monkeypatch.setattr(devices, "native_bf16", lambda: native)
+    for name, preset in PRESETS.items():
+        here = devices.for_this_device(preset, CPU)
+        assert here.bf16 == (preset.bf16 and native)
+        assert here == with_overrides(preset, bf16=here.bf16)  # nothing else changes
+        assert devices.for_this_device(preset, torch.device("cuda")) == preset  # GPUs have bf16
+    assert devices.preset_here("fast").bf16 == native or torch.cuda.is_available()
