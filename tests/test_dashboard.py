@@ -197,12 +197,14 @@ def test_train_form_checks_the_number_of_processes(env):
 def test_a_speed_preset_fills_the_form_and_its_options_reach_the_run(env):
     at = open_app("dashboard/train_page.py")
     preset = at.selectbox[0]
-    assert [o.split(" — ")[0] for o in preset.options] == ["tutorial", "fast", "cpu-best", "gpu"]
+    assert [o.split(" — ")[0] for o in preset.options] == ["tutorial", "fast", "cpu-best", "gpu", "gpu-best"]
     preset.select(next(o for o in preset.options if o.startswith("fast —"))).run()
     model = next(s for s in at.selectbox if s.label == "Model")
     assert model.value == "widenet" and _number(at, "Batch size").value == PRESETS["fast"].batch_size == 96
     assert next(c for c in at.checkbox if c.label == "Nesterov momentum").value
     assert next(s for s in at.selectbox if s.label == "Test-time augmentation").value == "flip"
+    from core.devices import native_bf16
+    assert next(c for c in at.checkbox if c.label == "bf16 autocast").value == native_bf16()  # off where emulated
     next(c for c in at.checkbox if c.label == "Channels-last layout").uncheck()
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception
