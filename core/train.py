@@ -150,8 +150,8 @@ def freeze_norm_scales(model: nn.Module) -> None:
 
 
 def augmented(images: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """A batch as the network trains on it: zoomed in (`zoom`), shifted and mirrored (`augment`) with a square
-    blanked (`cutout`), recoloured (`jitter`), each only when asked for; batched on the images' device."""
+    """A batch as the network trains on it: zoomed in (`zoom`), shifted and mirrored (`augment`), a square blanked
+    (`cutout`), recoloured (`jitter`), each only when asked for; batched on the images' device."""
     if config.zoom < 1:
         images = zoom_crop(images, generator, config.zoom)
     if config.augment:
