@@ -1,7 +1,7 @@
 """The network's anatomy: what each layer is, what it outputs and costs, its first filters, its feature maps.
 
-Read from the model itself (forward hooks on one input), so it is right for any registered model, including
-the ones a user trains at another width.
+Read from the model itself (forward hooks on a private view of it, core.views, for one input), so it is right for
+any registered model, including the ones a user trains at another width.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from core.views import captured_outputs, private_view
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,12 @@ def layers(model: nn.Module, input_shape: tuple[int, int, int] = (3, 32, 32)) ->
             found.append(Layer(name, type(module).__name__, tuple(output.shape[1:]),
                                sum(p.numel() for p in module.parameters(recurse=False)), _mult_adds(module, output)))
         return hook
-    handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()
-               if name and not list(m.children())]
-    was_training = model.training
-    try:
-        model.eval()
-        parameter = next(model.parameters(), None)
-        model(torch.zeros(1, *input_shape, device=parameter.device if parameter is not None else "cpu"))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    view = private_view(model)
+    for name, module in view.named_modules():
+        if name and not list(module.children()):
+            module.register_forward_hook(record(name))
+    parameter = next(model.parameters(), None)
+    view(torch.zeros(1, *input_shape, device=parameter.device if parameter is not None else "cpu"))
     return found
 
 
@@ -75,19 +72,9 @@ def first_filters(model: nn.Module) -> torch.Tensor:
 def feature_maps(model: nn.Module, image: torch.Tensor, normalize: Callable, layer: str) -> torch.Tensor:
     """`layer`'s output for one [3,32,32] uint8 image, as [C,H,W] uint8: each channel stretched to 0–255 on its own
     (bright = strongly active)."""
-    module = dict(model.named_modules()).get(layer)
-    if module is None:
-        raise ValueError(f"the model has no layer {layer!r}")
-    captured = {}
-    handle = module.register_forward_hook(lambda m, i, o: captured.setdefault("out", o))
-    was_training = model.training
-    try:
-        model.eval()
-        model(normalize(image.unsqueeze(0)))
-    finally:
-        model.train(was_training)
-        handle.remove()
-    maps = captured["out"][0].float().cpu()
+    with captured_outputs(model, [layer]) as (view, outputs):
+        view(normalize(image.unsqueeze(0)))
+    maps = outputs[layer][0].float().cpu()
     low = maps.amin((1, 2), keepdim=True)
     span = (maps.amax((1, 2), keepdim=True) - low).clamp(min=1e-12)
     return ((maps - low) / span * 255).round().to(torch.uint8)

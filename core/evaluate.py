@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.data import TUTORIAL_NAMES, Split
+from core.views import private_view
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,10 @@ def evaluate(model: nn.Module, split: Split, normalize: Callable[[torch.Tensor],
              batch_size: int = 1000, num_classes: int | None = None, tta: str = "none") -> EvalResult:
     """Predictions, probabilities and confusion matrix of `model` on `split` (already on its device),
     with test-time augmentation `tta` (see `tta_logits`)."""
-    was_training = model.training
-    model.eval()
+    model = private_view(model)  # eval mode without switching the caller's model (shared, or training)
     per_call = max(1, batch_size // VIEWS.get(tta, 1))  # the views of a batch go through the model together
     logits = torch.cat([tta_logits(model, normalize(images), tta).float() for images in split.images.split(per_call)])
     probabilities = torch.softmax(logits, 1)
-    model.train(was_training)
     num_classes = num_classes or probabilities.shape[1]
     predictions = probabilities.argmax(1)
     labels = split.labels

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from core import ood
 from core.evaluate import EvalResult, tta_logits
+from core.views import captured_outputs, private_view
 
 
 def row_normalised(confusion: torch.Tensor) -> torch.Tensor:
@@ -62,8 +63,7 @@ def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: st
     """[B,3,32,32] uint8 -> one Prediction per image, averaged over the test-time views `tta`, with the
     model's fitted `temperature` applied (the same top class; honest probabilities) and, given the model's
     `threshold`, whether the image looks like none of its classes."""
-    model.eval()
-    logits = tta_logits(model, normalize(images), tta).float().cpu()
+    logits = tta_logits(private_view(model), normalize(images), tta).float().cpu()
     probabilities = torch.softmax(logits / temperature, 1)
     scores = ood.familiarity(logits, temperature)
     return [Prediction(p.tolist(), int(p.argmax()), float(s), None if threshold is None else bool(s < threshold))
@@ -81,29 +81,23 @@ def saliency(model: nn.Module, image: torch.Tensor, normalize: Callable, target:
     """A [32,32] map in [0,1] of where the evidence for `target` (default: the top class) lies.
 
     Grad-CAM on `layer` (the last convolution) when the model has it; otherwise the input
-    gradient's magnitude. Works on a single uint8 [3,32,32] image.
+    gradient's magnitude. Works on a single uint8 [3,32,32] image. The activations are captured on a private
+    view of the model (core.views), so sessions sharing one loaded model never see each other's.
     """
-    model.eval()
     inputs = normalize(image.unsqueeze(0)).requires_grad_(True)
-    module = dict(model.named_modules()).get(layer) if layer else None
-    captured = {}
-    handle = module.register_forward_hook(lambda m, i, o: captured.setdefault("act", o)) if module else None
-    try:
-        with torch.enable_grad():
-            logits = model(inputs)
-            target = int(logits.argmax(1)) if target is None else target
-            if module is not None:
-                activation = captured["act"]
-                grads, = torch.autograd.grad(logits[0, target], activation)
-                weights = grads.mean((2, 3), keepdim=True)
-                cam = F.relu((weights * activation).sum(1, keepdim=True))
-                heat = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-            else:
-                grads, = torch.autograd.grad(logits[0, target], inputs)
-                heat = grads[0].abs().amax(0)
-    finally:
-        if handle is not None:
-            handle.remove()
+    has_layer = bool(layer) and layer in dict(model.named_modules())
+    with captured_outputs(model, [layer] if has_layer else []) as (view, outputs), torch.enable_grad():
+        logits = view(inputs)
+        target = int(logits.argmax(1)) if target is None else target
+        if has_layer:
+            activation = outputs[layer]
+            grads, = torch.autograd.grad(logits[0, target], activation)
+            weights = grads.mean((2, 3), keepdim=True)
+            cam = F.relu((weights * activation).sum(1, keepdim=True))
+            heat = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        else:
+            grads, = torch.autograd.grad(logits[0, target], inputs)
+            heat = grads[0].abs().amax(0)
     heat = heat.detach().cpu()
     span = float(heat.max() - heat.min())
     return ((heat - heat.min()) / span).numpy() if span > 0 else np.zeros(tuple(heat.shape), dtype=np.float32)
