@@ -72,8 +72,8 @@ def first_filters(model: nn.Module) -> torch.Tensor:
 def feature_maps(model: nn.Module, image: torch.Tensor, normalize: Callable, layer: str) -> torch.Tensor:
     """`layer`'s output for one [3,32,32] uint8 image, as [C,H,W] uint8: each channel stretched to 0–255 on its own
     (bright = strongly active)."""
-    with captured_outputs(model, [layer]) as (view, outputs):
-        view(normalize(image.unsqueeze(0)))
+    view, outputs = captured_outputs(model, [layer])
+    view(normalize(image.unsqueeze(0)))
     maps = outputs[layer][0].float().cpu()
     low = maps.amin((1, 2), keepdim=True)
     span = (maps.amax((1, 2), keepdim=True) - low).clamp(min=1e-12)

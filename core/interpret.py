@@ -86,7 +86,8 @@ def saliency(model: nn.Module, image: torch.Tensor, normalize: Callable, target:
     """
     inputs = normalize(image.unsqueeze(0)).requires_grad_(True)
     has_layer = bool(layer) and layer in dict(model.named_modules())
-    with captured_outputs(model, [layer] if has_layer else []) as (view, outputs), torch.enable_grad():
+    view, outputs = captured_outputs(model, [layer] if has_layer else [])
+    with torch.enable_grad():
         logits = view(inputs)
         target = int(logits.argmax(1)) if target is None else target
         if has_layer:

@@ -10,9 +10,6 @@ shared model is never changed.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 import torch.nn as nn
 
@@ -38,9 +35,9 @@ def private_view(model: nn.Module) -> nn.Module:
     return clone(getattr(model, "_orig_mod", model)).eval()
 
 
-@contextmanager
-def captured_outputs(model: nn.Module, names: list[str]) -> Iterator[tuple[nn.Module, dict[str, torch.Tensor]]]:
-    """(view, outputs): run `view` and `outputs` holds the named layers' outputs of that call only."""
+def captured_outputs(model: nn.Module, names: list[str]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """(view, outputs): run `view` once and `outputs` holds the named layers' outputs of that call only (the
+    hooks live on the view and go with it: nothing to remove)."""
     view = private_view(model)
     modules = dict(view.named_modules())
     missing = [name for name in names if name not in modules]
@@ -51,5 +48,5 @@ def captured_outputs(model: nn.Module, names: list[str]) -> Iterator[tuple[nn.Mo
     def keep(name: str):
         return lambda module, inputs, output: outputs.setdefault(name, output)
     for name in names:
-        modules[name].register_forward_hook(keep(name))  # on the view: gone with it
-    yield view, outputs
+        modules[name].register_forward_hook(keep(name))
+    return view, outputs
