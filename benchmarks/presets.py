@@ -112,7 +112,7 @@ def save_plot(results: dict, path: Path) -> None:
     the Chromium the browser tests use (plotly's image export would need another dependency)."""
     from playwright.sync_api import sync_playwright
 
-    from dashboard.charts import accuracy_vs_time_figure
+    from core.charts import accuracy_vs_time_figure
     from tests.conftest import chromium_path
 
     labels = list(results)

@@ -260,7 +260,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dashboard.report import run_report  # the charts live with the dashboard; the CLI borrows them
+    from core.report import run_report
 
     run = Run(Path(args.run))
     if not run.config_file.exists():

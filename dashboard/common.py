@@ -9,13 +9,13 @@ import streamlit as st
 import torch
 
 from core import ood
+from core.charts import probability_figure
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
 from core.interpret import overlay, saliency, top_k
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
-from dashboard.charts import probability_figure
 
 RUNNING = ("running", "starting")
 
@@ -215,7 +215,7 @@ def link_model(label: str) -> None:
 
 def report_button(place, run: Run) -> None:
     """A download of the run's one-file HTML report (dashboard/report.py), built only when clicked."""
-    from dashboard.report import run_report
+    from core.report import run_report
 
     ds = dataset()
     place.download_button("Download report (HTML)", data=lambda: run_report(run, ds), file_name=f"{run.id}-report.html",

@@ -1,9 +1,9 @@
 import streamlit as st
 import torch
 
+from core.charts import class_counts_figure
 from core.data import DataConfig, DataError, download_cifar10
 from core.images import enlarge
-from dashboard.charts import class_counts_figure
 from dashboard.common import data_dir, dataset, dataset_error, forget_dataset, image_grid, literal
 
 st.title("Data")

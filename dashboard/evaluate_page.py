@@ -7,11 +7,11 @@ import torch
 
 from core import anatomy
 from core.calibration import reliability, scaled
+from core.charts import confusion_figure, per_class_figure, reliability_figure
 from core.checkpoints import CheckpointError
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
 from core.runs import Run
-from dashboard.charts import confusion_figure, per_class_figure, reliability_figure
 from dashboard.common import (
     dataset,
     evaluation,

@@ -1,10 +1,10 @@
 """The Train page's live view of one run: redrawn whole, once a second, while the run trains."""
 import streamlit as st
 
+from core.charts import Series, accuracy_figure, loss_figure
 from core.events import curves, last_status, progress
 from core.launcher import resume_training, stop_training
 from core.runs import log_tail
-from dashboard.charts import Series, accuracy_figure, loss_figure
 from dashboard.common import RUNNING, events, fmt_seconds, literal
 from dashboard.pages import page
 

@@ -1,10 +1,10 @@
 import streamlit as st
 
+from core.charts import Series, accuracy_figure
 from core.checkpoints import CheckpointError
 from core.events import curves
 from core.images import FRAMING
 from core.runs import list_runs
-from dashboard.charts import Series, accuracy_figure
 from dashboard.common import (
     DEFAULT_MODEL,
     RUNNING,

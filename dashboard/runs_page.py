@@ -3,10 +3,10 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from core.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from core.events import curves
 from core.launcher import resume_training
 from core.runs import delete_run, list_runs, rename_run
-from dashboard.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from dashboard.common import RUNNING, events, linked, literal, report_button, runs_root
 from dashboard.pages import page
 

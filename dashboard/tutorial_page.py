@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import anatomy
+from core.charts import per_class_figure
 from core.config import PRESET_DESCRIPTIONS, PRESETS
 from core.data import TUTORIAL_NAMES, DataConfig, normalizer
 from core.devices import preset_here
@@ -13,7 +14,6 @@ from core.images import enlarge
 from core.launcher import start_training
 from core.models import Net
 from core.runs import resolve_run
-from dashboard.charts import per_class_figure
 from dashboard.common import RUNNING, data_dir, dataset, evaluation, events, image_grid, loaded_model, runs_root
 from dashboard.live import shown_small
 from dashboard.pages import page

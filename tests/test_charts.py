@@ -1,7 +1,7 @@
 import plotly.graph_objects as go
 import pytest
 
-from dashboard.charts import (
+from core.charts import (
     MAX_RAW_POINTS,
     Series,
     accuracy_figure,
@@ -55,7 +55,7 @@ def test_accuracy_vs_time_figure_labels_points_on_a_log_axis():
 
 
 def test_reliability_figure_draws_the_diagonal_and_one_line_per_curve():
-    from dashboard.charts import reliability_figure
+    from core.charts import reliability_figure
 
     fig = reliability_figure({"as trained": ([0.55, 0.95], [0.5, 0.7], [10, 90]),
                               "temperature 1.50": ([0.5, 0.8], [0.5, 0.7], [30, 70])})

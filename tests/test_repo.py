@@ -28,6 +28,9 @@ def test_requirements_pin_the_stack():
         assert name in pins
 
 
-def test_core_never_imports_streamlit():
+def test_core_never_imports_streamlit_or_the_dashboard():
     for path in (ROOT / "core").glob("*.py"):
-        assert not re.search(r"^\s*(import|from)\s+streamlit", path.read_text(), re.M), path
+        text = path.read_text()
+        assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M), path
+        # anywhere in the file, indented imports inside functions too: core sits below the dashboard
+        assert not re.search(r"^\s*(import|from)\s+dashboard\b", text, re.M), path

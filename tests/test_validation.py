@@ -6,10 +6,10 @@ import torch
 
 from core import events as ev
 from core import ood
+from core.charts import Series, accuracy_figure
 from core.config import PRESETS, TrainConfig
 from core.data import DataConfig, DataError, Split, first_of_each_class, holdout, load_dataset
 from core.train import train
-from dashboard.charts import Series, accuracy_figure
 
 TINY = TrainConfig(epochs=3, batch_size=4, lr=0.01, log_interval=3, val_images=6)
 

@@ -13,6 +13,7 @@ import io
 
 import plotly.offline
 
+from core.charts import Series, accuracy_figure, confusion_figure, loss_figure, per_class_figure
 from core.checkpoints import load_model
 from core.data import Dataset
 from core.evaluate import evaluate
@@ -20,7 +21,6 @@ from core.events import curves
 from core.images import enlarge
 from core.interpret import top_losses
 from core.runs import Run
-from dashboard.charts import Series, accuracy_figure, confusion_figure, loss_figure, per_class_figure
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
