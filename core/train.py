@@ -74,6 +74,23 @@ def _tiny_batches_on_cpu(config: TrainConfig, device: torch.device) -> bool:
     return device.type == "cpu" and config.batch_size <= 8
 
 
+@contextlib.contextmanager
+def cpu_settings(config: TrainConfig, device: torch.device):
+    """The process's intra-op threads and oneDNN switch for this run, restored after it: tiny CPU batches run on
+    one thread without oneDNN (`_tiny_batches_on_cpu`); `config.threads` wins when set. A training process owns
+    these (the dashboard never trains in its own process), so nothing else sees them change."""
+    tiny = _tiny_batches_on_cpu(config, device)
+    mkldnn = torch.backends.mkldnn  # only this flag is touched (mkldnn.flags() takes others, differing by version)
+    enabled, threads = mkldnn.enabled, torch.get_num_threads()
+    mkldnn.enabled = enabled and not tiny
+    torch.set_num_threads(config.threads or (1 if tiny else threads))
+    try:
+        yield
+    finally:
+        mkldnn.enabled = enabled
+        torch.set_num_threads(threads)
+
+
 def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
           data_config: DataConfig = DataConfig(),
           on_event: Callback = lambda event: None,
@@ -87,16 +104,16 @@ def train(config: TrainConfig, dataset: Dataset, device: torch.device, *,
     and continues exactly where it left off. Under torchrun, `world` is this process's place in
     the job (see core/distributed.py); the loop is the same.
     """
-    tiny = _tiny_batches_on_cpu(config, device)
-    mkldnn = torch.backends.mkldnn  # only this flag is touched (mkldnn.flags() takes others, differing by version)
-    enabled, threads = mkldnn.enabled, torch.get_num_threads()
-    mkldnn.enabled = enabled and not tiny
-    torch.set_num_threads(config.threads or (1 if tiny else threads))
-    try:
-        return _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume, world)
-    finally:
-        mkldnn.enabled = enabled
-        torch.set_num_threads(threads)
+    with cpu_settings(config, device):
+        run = _Training(config, dataset, device, data_config, resume, world)
+        on_event(run.status_event())
+        for epoch in range(run.start_epoch, config.epochs):
+            stopped_at = run.train_epoch(epoch, on_event, should_stop)
+            if stopped_at is not None:
+                save_checkpoint(run.stop(epoch, stopped_at))
+                return TrainResult(run.average.averaged, "stopped", epoch, run.train_seconds)
+            run.end_epoch(epoch, on_event, save_checkpoint)
+        return run.result()
 
 
 PREPARE_IMAGES = 5000  # training images a data-dependent initialisation (whitening) looks at
@@ -166,144 +183,183 @@ def augmented(images: torch.Tensor, config: TrainConfig, generator: torch.Genera
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)
 
 
-def _train(config, dataset, device, data_config, on_event, should_stop, save_checkpoint, resume,
-           world) -> TrainResult:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # every batch has one of two shapes: time cuDNN's algorithms once
-    torch.manual_seed(config.seed)
-    normalize = normalizer(data_config, device, channels_last=config.channels_last)
-    train_set, val_set = holdout(dataset.train, config.val_images) if config.val_images else (dataset.train, None)
-    train_set, test_set = train_set.to(device), dataset.test.to(device)
-    val_set = val_set.to(device) if val_set is not None else None
-    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
-    raw_model = build_model(config.model, config.width, len(dataset.classes)).to(device, memory_format=memory_format)
-    if config.freeze_norm_scales:
-        freeze_norm_scales(raw_model)
-    if resume is None:
-        prepare_model(raw_model, normalize(prepare_sample(train_set.images)))
-    else:
-        raw_model.load_state_dict(resume.get("training_model", resume["model"]))
-    average = WeightAverage(raw_model, config.ema) if config.ema else NoAverage(raw_model)
-    if resume is not None and config.ema:
-        average.load_state_dict({"weights": resume["model"], "updates": resume["average_updates"]})
-    model = raw_model
-    if world.distributed:  # gradients averaged across ranks; rank 0's weights broadcast at the start
-        model = torch.nn.parallel.DistributedDataParallel(
-            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        model = torch.compile(model)
-    # entering even a disabled autocast costs a few microseconds a step, noticeable at batch 4
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    optimizer = optimizer_for(raw_model, config)
-    shuffle_gen = torch.Generator().manual_seed(config.seed)
-    augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + world.rank)
 
-    n = len(train_set)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    event_every = _event_every(steps_per_epoch, config.log_interval)
-    start_epoch, start_step, running_loss, train_seconds = 0, 0, 0.0, 0.0
-    if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-        start_epoch, start_step = resume["epoch"], resume["step"]
-        running_loss, train_seconds = resume["running_loss"], resume["train_seconds"]
-        shuffle_gen.set_state(resume["shuffle_state"])
-        if world.is_main:
-            augment_gen.set_state(resume["augment_state"])
+
+class _Training:
+    """One run's state between steps: the model (and its average), the optimiser, the generators and the
+    counters a checkpoint carries. `__init__` sets up (or resumes), `train_epoch` is the step loop,
+    `end_epoch` evaluates and checkpoints, `result` ends the run."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset, device: torch.device, data_config: DataConfig,
+                 resume: dict | None, world: World):
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every batch has one of two shapes: time cuDNN's algorithms once
+        torch.manual_seed(config.seed)
+        self.config, self.dataset, self.device, self.world, self.resumed = config, dataset, device, world, resume
+        self.normalize = normalizer(data_config, device, channels_last=config.channels_last)
+        train_set, val_set = holdout(dataset.train, config.val_images) if config.val_images else (dataset.train, None)
+        self.train_set, self.test_set = train_set.to(device), dataset.test.to(device)
+        self.val_set = val_set.to(device) if val_set is not None else None
+        self.raw_model = self._build_model(resume)
+        self.average = WeightAverage(self.raw_model, config.ema) if config.ema else NoAverage(self.raw_model)
+        if resume is not None and config.ema:
+            self.average.load_state_dict({"weights": resume["model"], "updates": resume["average_updates"]})
+        self.model = self.raw_model
+        if world.distributed:  # gradients averaged across ranks; rank 0's weights broadcast at the start
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+        if config.compile:
+            self.model = torch.compile(self.model)
+        # entering even a disabled autocast costs a few microseconds a step, noticeable at batch 4
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.optimizer = optimizer_for(self.raw_model, config)
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed)
+        self.augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + world.rank)
+        self.steps_per_epoch = math.ceil(len(self.train_set) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.event_every = _event_every(self.steps_per_epoch, config.log_interval)
+        self.start_epoch, self.start_step, self.running_loss, self.train_seconds = 0, 0, 0.0, 0.0
+        self.evaluation = self.validation = None
+        if resume is not None:
+            self._resume(resume)
+
+    def _build_model(self, resume: dict | None) -> nn.Module:
+        config = self.config
+        memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+        model = build_model(config.model, config.width, len(self.dataset.classes)).to(self.device,
+                                                                                        memory_format=memory_format)
+        if config.freeze_norm_scales:
+            freeze_norm_scales(model)
+        if resume is None:
+            prepare_model(model, self.normalize(prepare_sample(self.train_set.images)))
+        else:
+            model.load_state_dict(resume.get("training_model", resume["model"]))
+        return model
+
+    def _resume(self, resume: dict) -> None:
+        self.optimizer.load_state_dict(resume["optimizer"])
+        self.start_epoch, self.start_step = resume["epoch"], resume["step"]
+        self.running_loss, self.train_seconds = resume["running_loss"], resume["train_seconds"]
+        self.shuffle_gen.set_state(resume["shuffle_state"])
+        if self.world.is_main:
+            self.augment_gen.set_state(resume["augment_state"])
         torch.set_rng_state(resume["torch_rng"])
 
-    def checkpoint(epoch: int, step: int, epoch_shuffle_state: torch.Tensor) -> dict:
+    def status_event(self) -> dict:
+        return events.status("running", pid=os.getpid(), device=device_name(self.device), epoch=self.start_epoch,
+                             step=self.start_step, steps_per_epoch=self.steps_per_epoch, epochs=self.config.epochs,
+                             train_size=len(self.train_set), test_size=len(self.test_set),
+                             resumed=self.resumed is not None, world_size=self.world.size,
+                             parameters=sum(p.numel() for p in self.model.parameters()))
+
+    def checkpoint(self, epoch: int, step: int, epoch_shuffle_state: torch.Tensor) -> dict:
         # "model" is what gets used (the average when averaging); the live weights ride along to resume.
-        averaged = {"training_model": raw_model.state_dict(), "average_updates": average.updates} if config.ema else {}
-        return {"model": average.averaged.state_dict(), **averaged, "optimizer": optimizer.state_dict(),
-                "epoch": epoch, "step": step, "running_loss": running_loss, "train_seconds": train_seconds,
-                "shuffle_state": epoch_shuffle_state, "augment_state": augment_gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "config": config.to_dict()}
+        average = self.average
+        averaged = ({"training_model": self.raw_model.state_dict(), "average_updates": average.updates}
+                    if self.config.ema else {})
+        return {"model": average.averaged.state_dict(), **averaged, "optimizer": self.optimizer.state_dict(),
+                "epoch": epoch, "step": step, "running_loss": self.running_loss, "train_seconds": self.train_seconds,
+                "shuffle_state": epoch_shuffle_state, "augment_state": self.augment_gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()}
 
-    on_event(events.status("running", pid=os.getpid(), device=device_name(device), epoch=start_epoch,
-                           step=start_step, steps_per_epoch=steps_per_epoch, epochs=config.epochs, train_size=n,
-                           test_size=len(test_set), resumed=resume is not None,
-                           parameters=sum(p.numel() for p in model.parameters()), world_size=world.size))
-
-    def stop_requested(step: int) -> bool:
-        if not world.distributed:
+    def _stop_requested(self, step: int, should_stop: Callable[[], bool]) -> bool:
+        if not self.world.distributed:
             return should_stop()
-        return step % STOP_POLL == 0 and world.any(should_stop(), device)
+        return step % STOP_POLL == 0 and self.world.any(should_stop(), self.device)
 
-    evaluation = validation = None
-    for epoch in range(start_epoch, config.epochs):
-        epoch_shuffle_state = shuffle_gen.get_state()  # on resume: the state the epoch began with
-        batches = torch.randperm(n, generator=shuffle_gen).to(device).split(config.batch_size)
-        first = start_step if epoch == start_epoch else 0
+    def train_epoch(self, epoch: int, on_event: Callback, should_stop: Callable[[], bool]) -> int | None:
+        """The epoch's steps; the step a stop was honoured at, or None when the epoch ran to its end."""
+        config, world, train_set = self.config, self.world, self.train_set
+        model, optimizer, criterion = self.model, self.optimizer, self.criterion
+        self.epoch_shuffle_state = self.shuffle_gen.get_state()  # on resume: the state the epoch began with
+        batches = torch.randperm(len(train_set), generator=self.shuffle_gen).to(self.device).split(config.batch_size)
+        first = self.start_step if epoch == self.start_epoch else 0
         if first == 0:
-            running_loss = 0.0
-        window_loss = torch.zeros((), device=device)
-        window_start, window_steps = time.perf_counter(), 0
-        stopped = False
+            self.running_loss = 0.0
+        self._open_window()
         model.train()
-        for i in range(first, steps_per_epoch):
-            if stop_requested(i):
-                stopped = True
-                break
+        for i in range(first, self.steps_per_epoch):
+            if self._stop_requested(i, should_stop):
+                return i
             idx = world.shard(batches[i])
-            images = augmented(train_set.images[idx], config, augment_gen)
-            inputs, labels = normalize(images), train_set.labels[idx]
-            lr = lr_at(config, epoch * steps_per_epoch + i, total_steps)
+            images = augmented(train_set.images[idx], config, self.augment_gen)
+            inputs, labels = self.normalize(images), train_set.labels[idx]
+            lr = lr_at(config, epoch * self.steps_per_epoch + i, self.total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)  # checkpoints from before lr_scale lack it
 
             optimizer.zero_grad()
-            with autocast:
+            with self.autocast:
                 logits = model(inputs)
                 loss = criterion(logits, labels)
             loss.backward()
             optimizer.step()
-            average.update()
+            self.average.update()
 
-            window_loss += loss.detach()  # summed on the device; read back only when reported
-            window_steps += 1
-            at_log = (i + 1) % config.log_interval == 0
-            if at_log or (i + 1) % event_every == 0 or i + 1 == steps_per_epoch:
-                window_sum = world.mean(window_loss).item()
-                if not math.isfinite(window_sum):
-                    raise Diverged(f"the loss became {window_sum} at epoch {epoch + 1}, step {i + 1}; "
-                                   "lower the learning rate or use a schedule with warm-up")
-                now = time.perf_counter()
-                train_seconds += now - window_start
-                running_loss += window_sum
-                on_event(events.step(epoch=epoch + 1, step=i + 1, steps_per_epoch=steps_per_epoch,
-                                     batch_size=config.batch_size, loss=window_sum / window_steps,
-                                     lr=optimizer.param_groups[0]["lr"], train_seconds=train_seconds,
-                                     images_per_s=window_steps * config.batch_size / max(now - window_start, 1e-9)))
-                if at_log:
-                    on_event(events.log(epoch=epoch + 1, step=i + 1, loss=running_loss / config.log_interval))
-                    running_loss = 0.0
-                window_loss.zero_()
-                window_start, window_steps = time.perf_counter(), 0
-        if stopped:  # keep the partial window so a resumed run prints the same running loss
-            running_loss += world.mean(window_loss).item()
-            train_seconds += time.perf_counter() - window_start
-            save_checkpoint(checkpoint(epoch, i, epoch_shuffle_state))
-            return TrainResult(average.averaged, "stopped", epoch, train_seconds)
-        if world.is_main:  # the others go on and wait at the next step's gradient all-reduce
-            evaluation = evaluate(average.averaged, test_set, normalize, tta=config.tta)
-            figures = {}
-            if val_set is not None:
-                validation = evaluate(average.averaged, val_set, normalize, tta=config.tta)
-                figures = {"val_accuracy": validation.accuracy,
-                           "val_loss": losses(validation, val_set.labels).mean().item()}
-            # the event follows the files it announces: a kill between the two leaves a checkpoint
-            # nobody was told about, never an announced epoch with nothing to resume from
-            save_checkpoint(checkpoint(epoch + 1, 0, shuffle_gen.get_state()))
-            on_event(events.epoch_end(epoch=epoch + 1, test_accuracy=evaluation.accuracy,
-                                      train_seconds=train_seconds, **figures))
-            if not dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
-                raise DataError(f"The data directory {dataset.root} vanished during training (after epoch "
-                                f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
-                                "data, then resume the run.")
-    calibration = {}
-    if validation is not None:
-        calibration = calibration_figures(validation, val_set.labels, evaluation, test_set.labels)
-        calibration.update(ood.figures(validation.logits, calibration["temperature"]))
-    return TrainResult(average.averaged, "done", config.epochs, train_seconds, evaluation, validation, calibration)
+            self.window_loss += loss.detach()  # summed on the device; read back only when reported
+            self.window_steps += 1
+            self._report(epoch, i, on_event)
+        return None
+
+    def _open_window(self) -> None:
+        self.window_loss = torch.zeros((), device=self.device)
+        self.window_start, self.window_steps = time.perf_counter(), 0
+
+    def _report(self, epoch: int, i: int, on_event: Callback) -> None:
+        """A curve point (and, every `log_interval` steps, the tutorial's printed line) when one is due."""
+        config = self.config
+        at_log = (i + 1) % config.log_interval == 0
+        if not (at_log or (i + 1) % self.event_every == 0 or i + 1 == self.steps_per_epoch):
+            return
+        window_sum = self.world.mean(self.window_loss).item()
+        if not math.isfinite(window_sum):
+            raise Diverged(f"the loss became {window_sum} at epoch {epoch + 1}, step {i + 1}; "
+                           "lower the learning rate or use a schedule with warm-up")
+        now = time.perf_counter()
+        self.train_seconds += now - self.window_start
+        self.running_loss += window_sum
+        on_event(events.step(epoch=epoch + 1, step=i + 1, steps_per_epoch=self.steps_per_epoch,
+                             batch_size=config.batch_size, loss=window_sum / self.window_steps,
+                             lr=self.optimizer.param_groups[0]["lr"], train_seconds=self.train_seconds,
+                             images_per_s=self.window_steps * config.batch_size / max(now - self.window_start, 1e-9)))
+        if at_log:
+            on_event(events.log(epoch=epoch + 1, step=i + 1, loss=self.running_loss / config.log_interval))
+            self.running_loss = 0.0
+        self._open_window()
+
+    def stop(self, epoch: int, step: int) -> dict:
+        """The checkpoint of a stop honoured before `step`: the partial window is kept so a resumed run prints
+        the same running loss."""
+        self.running_loss += self.world.mean(self.window_loss).item()
+        self.train_seconds += time.perf_counter() - self.window_start
+        return self.checkpoint(epoch, step, self.epoch_shuffle_state)
+
+    def end_epoch(self, epoch: int, on_event: Callback, save_checkpoint: Callable[[dict], None]) -> None:
+        if not self.world.is_main:  # the others go on and wait at the next step's gradient all-reduce
+            return
+        model = self.average.averaged
+        self.evaluation = evaluate(model, self.test_set, self.normalize, tta=self.config.tta)
+        figures = {}
+        if self.val_set is not None:
+            self.validation = evaluate(model, self.val_set, self.normalize, tta=self.config.tta)
+            figures = {"val_accuracy": self.validation.accuracy,
+                       "val_loss": losses(self.validation, self.val_set.labels).mean().item()}
+        # the event follows the files it announces: a kill between the two leaves a checkpoint
+        # nobody was told about, never an announced epoch with nothing to resume from
+        save_checkpoint(self.checkpoint(epoch + 1, 0, self.shuffle_gen.get_state()))
+        on_event(events.epoch_end(epoch=epoch + 1, test_accuracy=self.evaluation.accuracy,
+                                  train_seconds=self.train_seconds, **figures))
+        if not self.dataset.root.is_dir():  # training could go on from memory, but nothing could resume it
+            raise DataError(f"The data directory {self.dataset.root} vanished during training (after epoch "
+                            f"{epoch + 1}); the run stopped with that epoch's checkpoint saved. Restore the "
+                            "data, then resume the run.")
+
+    def result(self) -> TrainResult:
+        calibration = {}
+        if self.validation is not None:
+            calibration = calibration_figures(self.validation, self.val_set.labels, self.evaluation,
+                                              self.test_set.labels)
+            calibration.update(ood.figures(self.validation.logits, calibration["temperature"]))
+        return TrainResult(self.average.averaged, "done", self.config.epochs, self.train_seconds, self.evaluation,
+                           self.validation, calibration)
