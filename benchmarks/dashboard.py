@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import ROOT
 from core.config import PRESETS, with_overrides
 from core.events import STEP, of_type
 from core.launcher import start_training, train_args
 from core.runs import Run
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def images_per_s(run: Run) -> float:

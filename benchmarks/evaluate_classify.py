@@ -15,19 +15,17 @@ import argparse
 import io
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torchvision.transforms as transforms
 from PIL import Image
 
+from benchmarks.common import ROOT
 from core.checkpoints import load_model
 from core.data import DataConfig, load_dataset, normalizer
 from core.evaluate import evaluate
 from core.images import load_for_model
 from core.interpret import predict
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class TutorialTestSet(torch.utils.data.Dataset):

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import ROOT
 from benchmarks.presets import subset, train_measured, warm_up
 from core.config import PRESETS, with_overrides
 from core.data import DataConfig, load_dataset
 from core.devices import choose_device
 
-ROOT = Path(__file__).resolve().parent.parent
 PLAN = [("gpu", 5), ("gpu-best", 2)]  # (preset, seeds), in this order
 
 

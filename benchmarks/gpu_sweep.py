@@ -14,14 +14,12 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
+from benchmarks.common import ROOT
 from benchmarks.presets import subset, train_measured, warm_up
 from core.config import PRESETS, with_overrides
 from core.data import DataConfig, Dataset, load_dataset
 from core.devices import choose_device
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # airbench's optimiser settings in our units (its loss is summed over the batch of 1024 and its
 # lr and decay are given per 1024 images: 11.5 / 7850 * 1024 ≈ 1.5, decay 0.0153 / 7850 ≈ 2e-6).

@@ -112,8 +112,8 @@ def save_plot(results: dict, path: Path) -> None:
     the Chromium the browser tests use (plotly's image export would need another dependency)."""
     from playwright.sync_api import sync_playwright
 
+    from benchmarks.common import chromium_path
     from core.charts import accuracy_vs_time_figure
-    from tests.conftest import chromium_path
 
     labels = list(results)
     fig = accuracy_vs_time_figure(labels, [results[k]["train_s"] for k in labels],

@@ -17,10 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.common import ROOT
 from core.events import STEP, of_type
 from core.runs import Run
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(processes: int, args, tmp: Path) -> tuple[float, float]:

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import ROOT
 from core.data import find_source
 
-ROOT = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES = 50_000  # per epoch: the benchmarks run on CIFAR-10's training set
 
 

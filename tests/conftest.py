@@ -3,20 +3,19 @@ import os
 # As app.py does for the dashboard, before torch loads (here and in every process the tests start): on a busy
 # CPU, OpenMP threads spin-waiting for a descheduled partner turn a one-image prediction into seconds.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one worker per core: each worker, and every process its tests start, on one
+    # thread, so two workers fill two cores instead of four threads fighting over them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import ROOT, chromium_path, free_port, real_cifar_dir, serve_app  # noqa: F401 (the tests' too)
+
 pytest_plugins = ["real_browser"]  # the served app and Chromium fixtures, for the browser tests in any folder
 
 CLASSES = ("blue", "green", "red")
@@ -49,31 +48,10 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def chromium_path() -> str | None:
-    """Debian's chromium (what .ci/run installs), or $CHROMIUM; None when there is none."""
-    return next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
-                             "/usr/bin/chromium") if p and Path(p).exists()), None)
-
-
-def real_cifar_dir() -> Path | None:
-    """The original CIFAR-10 (torchvision's `cifar-10-batches-py/`) that .ci/run extracts into ./data, or
-    CIFAR_REAL_DATA; None when it is absent."""
-    for c in (os.environ.get("CIFAR_REAL_DATA"), ROOT / "data"):
-        if c and (Path(c) / "cifar-10-batches-py" / "data_batch_1").is_file():
-            return Path(c)
-    return None
-
-
 def real_jpeg_dir() -> Path | None:
     """The same images as a JPEG class-per-folder tree (./data/cifar10-jpeg), if extracted."""
     path = ROOT / "data" / "cifar10-jpeg"
     return path if (path / "train").is_dir() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def open_app(page: str | None = None, query: dict[str, str] | None = None):
@@ -89,23 +67,3 @@ def open_app(page: str | None = None, query: dict[str, str] | None = None):
         at.run()
     assert not at.exception, at.exception
     return at
-
-
-def serve_app(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port, returned once /_stcore/health answers ok."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError("streamlit did not come up")
-        time.sleep(0.3)

@@ -5,6 +5,8 @@ import os
 import pytest
 from conftest import ROOT, chromium_path, make_tree, real_cifar_dir, serve_app
 
+from benchmarks.common import CHROMIUM_ARGS
+
 CHROMIUM = chromium_path()
 
 
@@ -24,9 +26,7 @@ def server(tmp_path_factory):
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
