@@ -19,7 +19,8 @@ from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
 from core.data import DataConfig, DataError, load_dataset
 from core.devices import choose_device, device_name, for_this_device, slow_bf16
 from core.distributed import device_for, join, leave
-from core.evaluate import evaluate, tutorial_lines
+from core.evaluate import tutorial_lines
+from core.evaluations import SHIPPED, folder_for, remembered_evaluate
 from core.images import FRAMING, FRAMINGS, ImageError, load_for_model
 from core.interpret import top_k
 from core.runs import Run, new_run_id
@@ -58,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-download", action="store_true")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--fresh", action="store_true",
+                   help="evaluate afresh: neither read nor remember the test-set logits (core/evaluations.py)")
 
     p = sub.add_parser("predict", help="top classes for image files")
     p.add_argument("model", help="a model.pth (or a run directory)")
@@ -233,7 +236,13 @@ def cmd_evaluate(args) -> int:
     device = choose_device(args.device)
     dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=not args.no_download))
     loaded = load_model(args.target, num_classes=len(dataset.classes))
-    metrics = evaluate(loaded.model.to(device), dataset.test.to(device), loaded.normalizer(device), tta=loaded.tta)
+    remembered = remembered_evaluate(loaded.model.to(device), dataset.test.to(device), loaded.normalizer(device),
+                                     num_classes=len(dataset.classes), tta=loaded.tta,
+                                     save_to=None if args.fresh else folder_for(dataset),
+                                     shipped=() if args.fresh else (SHIPPED,))
+    if remembered.note:
+        print(f"note: {remembered.note}", file=sys.stderr)
+    metrics = remembered.result
     if args.json:
         print(json.dumps(metrics.to_dict(dataset.classes), indent=2))
     else:

@@ -146,7 +146,7 @@ def load_dataset(config: DataConfig = DataConfig()) -> Dataset:
         download_cifar10(root)
         found = ("torchvision", root)
     kind, path = found
-    cache_file = _cache_dir(config, root) / f"{kind}-{_fingerprint(kind, path)}.pt"
+    cache_file = cache_dir(config, root) / f"{kind}-{_fingerprint(kind, path)}.pt"
     if cache_file.is_file():
         try:
             blob = torch.load(cache_file, weights_only=True)
@@ -262,7 +262,8 @@ def _fingerprint(kind: str, path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_dir(config: DataConfig, root: Path) -> Path:
+def cache_dir(config: DataConfig, root: Path) -> Path:
+    """Where decoded data (and remembered evaluations, core/evaluations.py) are kept for the data in `root`."""
     if config.cache_dir:
         return Path(config.cache_dir)
     local = root / ".cache"

@@ -76,10 +76,13 @@ def evaluate(model: nn.Module, split: Split, normalize: Callable[[torch.Tensor],
     model = private_view(model)  # eval mode without switching the caller's model (shared, or training)
     per_call = max(1, batch_size // VIEWS.get(tta, 1))  # the views of a batch go through the model together
     logits = torch.cat([tta_logits(model, normalize(images), tta).float() for images in split.images.split(per_call)])
+    return from_logits(logits, split.labels, num_classes or logits.shape[1])
+
+
+def from_logits(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> EvalResult:
+    """Everything `evaluate` reports, from the logits (averaged over the views) and the true labels."""
     probabilities = torch.softmax(logits, 1)
-    num_classes = num_classes or probabilities.shape[1]
     predictions = probabilities.argmax(1)
-    labels = split.labels
     confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
     return EvalResult(correct=int((predictions == labels).sum()), total=len(labels),
                       confusion=confusion.view(num_classes, num_classes).cpu(),

@@ -16,7 +16,7 @@ import plotly.offline
 from core.charts import Series, accuracy_figure, confusion_figure, loss_figure, per_class_figure
 from core.checkpoints import load_model
 from core.data import Dataset
-from core.evaluate import evaluate
+from core.evaluations import folder_for, remembered_evaluate
 from core.events import curves
 from core.images import enlarge
 from core.interpret import top_losses
@@ -76,7 +76,8 @@ def run_report(run: Run, dataset: Dataset | None, images: int = 24) -> str:
              _figure(confusion_figure(metrics["confusion"], classes), "confusion")]
     if dataset is not None and list(dataset.classes) == classes:
         loaded = load_model(run.path)
-        result = evaluate(loaded.model, dataset.test, loaded.normalizer(), num_classes=len(classes), tta=loaded.tta)
+        result = remembered_evaluate(loaded.model, dataset.test, loaded.normalizer(), num_classes=len(classes),
+                                     tta=loaded.tta, save_to=folder_for(dataset)).result
         labels = dataset.test.labels
         shown = range(min(images, len(labels)))
         parts += ["<h2>Test images</h2>", _grid([
