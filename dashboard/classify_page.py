@@ -16,9 +16,9 @@ if not choices:
     st.stop()
 wanted = linked_model(choices)
 label = st.selectbox("Model", list(choices), index=list(choices).index(wanted) if wanted else 0)
-link_model(label)
+link_model(choices[label])
 try:
-    loaded = loaded_model(choices[label])
+    loaded = loaded_model(choices[label].path)
 except CheckpointError as exc:
     st.error(literal(exc))
     st.stop()

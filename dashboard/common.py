@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -119,23 +120,50 @@ def models_dir() -> Path:
     return Path(os.environ.get("CIFAR_MODELS", PROJECT_ROOT / "models"))
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model a page can pick: the shipped one, a finished run's, or another file in models/."""
+    kind: str  # "default" | "run" | "file"
+    name: str  # "default", the run's id, or the file's name in models/
+    path: Path  # its weights
+
+    @property
+    def label(self) -> str:
+        """What the pages' pickers show (and what a session remembers as its choice)."""
+        return {"default": DEFAULT_MODEL, "run": f"Run {self.name}", "file": f"File models/{self.name}"}[self.kind]
+
+    @property
+    def link(self) -> tuple[str, str]:
+        """The address parameter naming it: ("model", "default"), ("run", <run id>) or ("model", <file>)."""
+        return ("run", self.name) if self.kind == "run" else ("model", self.name)
+
+    @property
+    def run(self) -> Run | None:
+        return Run(self.path.parent) if self.kind == "run" else None
+
+
 DEFAULT_MODEL = "Default model (shipped)"
 
 
-def model_choices() -> dict[str, Path]:
-    """Label -> weights file: the shipped default model, every finished run, other .pth files in models/."""
-    choices = {}
+def run_label(run_id: str) -> str:
+    """The picker's label of a run's model (the Train and Runs pages preselect it on Evaluate)."""
+    return ModelChoice("run", run_id, Path()).label
+
+
+def model_choices() -> dict[str, ModelChoice]:
+    """Label -> choice: the shipped default model, every finished run, other .pth files in models/."""
+    choices = []
     default = models_dir() / "default.pth"
     if default.exists():
-        choices[DEFAULT_MODEL] = default
+        choices.append(ModelChoice("default", "default", default))
     for run in list_runs(runs_root()):
         if run.model_file.exists() and run.state(events(run)) not in RUNNING:
-            choices[f"Run {run.id}"] = run.model_file
+            choices.append(ModelChoice("run", run.id, run.model_file))
     inside = models_dir().resolve()
     for path in sorted(models_dir().glob("*.pth")):
         if path.name != "default.pth" and path.resolve().is_relative_to(inside):  # no symlinks out
-            choices[f"File models/{path.name}"] = path
-    return choices
+            choices.append(ModelChoice("file", path.name, path))
+    return {choice.label: choice for choice in choices}
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -155,16 +183,20 @@ def loaded_model(path: Path | None = None, upload=None):
 
 @st.cache_resource(max_entries=16, show_spinner="Evaluating on the test set…")
 def _evaluation(key: str, mtime: float, data_path: str, _loaded):
-    from core.evaluate import evaluate
+    from core.evaluations import FOLDER, folder_for, remembered_evaluate
 
     ds = _dataset(data_path)
-    return evaluate(_loaded.model, ds.test, _loaded.normalizer(), num_classes=len(ds.classes),
-                    tta=_loaded.tta)
+    return remembered_evaluate(_loaded.model, ds.test, _loaded.normalizer(), num_classes=len(ds.classes),
+                               tta=_loaded.tta, save_to=folder_for(ds), shipped=(models_dir() / FOLDER,))
 
 
 def evaluation(loaded, key: str, mtime: float):
-    """Test-set results of a model, cached: revisiting a checkpoint is instant."""
-    return _evaluation(key, mtime, str(data_dir()), loaded)
+    """Test-set results of a model: remembered on disk by content (core/evaluations.py), and in memory by
+    path and date, so revisiting a checkpoint or restarting the server is instant."""
+    remembered = _evaluation(key, mtime, str(data_dir()), loaded)
+    if remembered.note:
+        st.info(literal(remembered.note), icon=":material/info:")
+    return remembered.result
 
 
 def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
@@ -176,14 +208,6 @@ def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
 
 
 # ---- shareable links: a page's selection in its address (?run=<id>, ?model=<id>, ?class=<name>) ----
-
-def model_link(label: str) -> tuple[str, str]:
-    """The address parameter naming a model choice: ("model", "default"), ("run", <run id>) or ("model", <file>)."""
-    if label == DEFAULT_MODEL:
-        return "model", "default"
-    kind, name = label.split(" ", 1)
-    return ("run", name) if kind == "Run" else ("model", name.removeprefix("models/"))
-
 
 def linked(param: str, options: dict, what: str):
     """The option that `?param=<id>` in the page's address picks (options: id -> option), or None without one.
@@ -199,16 +223,16 @@ def linked(param: str, options: dict, what: str):
     return None
 
 
-def linked_model(choices: dict[str, Path]) -> str | None:
+def linked_model(choices: dict[str, ModelChoice]) -> str | None:
     """The model choice the address names: ?run=<run id>, or ?model= default, a run's id or a models/ file's name."""
-    runs = {model_link(label)[1]: label for label in choices if model_link(label)[0] == "run"}
-    others = {model_link(label)[1]: label for label in choices if model_link(label)[0] == "model"}
+    runs = {c.name: label for label, c in choices.items() if c.kind == "run"}
+    others = {c.link[1]: label for label, c in choices.items() if c.kind != "run"}
     return linked("run", runs, "the run") or linked("model", {**runs, **others}, "the model")
 
 
-def link_model(label: str) -> None:
+def link_model(choice: ModelChoice) -> None:
     """Put the chosen model in the page's address, so copying it shares this view."""
-    param, value = model_link(label)
+    param, value = choice.link
     st.query_params.pop("run" if param == "model" else "model", None)
     st.query_params[param] = value
 

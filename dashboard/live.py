@@ -5,7 +5,7 @@ from core.charts import Series, accuracy_figure, loss_figure
 from core.events import curves, last_status, progress
 from core.launcher import resume_training, stop_training
 from core.runs import log_tail
-from dashboard.common import RUNNING, events, fmt_seconds, literal
+from dashboard.common import RUNNING, events, fmt_seconds, literal, run_label
 from dashboard.pages import page
 
 
@@ -42,7 +42,7 @@ def live_view(run) -> None:
                    f"{fmt_seconds(final.get('train_seconds'))} of training.")
         left, right = st.columns(2)
         if left.button("Evaluate this run", icon=":material/analytics:", key=f"eval-{run.id}"):
-            st.session_state["eval_choice"] = f"Run {run.id}"  # preselected on the Evaluate page
+            st.session_state["eval_choice"] = run_label(run.id)  # preselected on the Evaluate page
             st.switch_page(page("evaluate"))
         right.page_link(page("runs"), label="Compare it with other runs")
     elif state == "failed":

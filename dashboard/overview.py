@@ -16,6 +16,7 @@ from dashboard.common import (
     literal,
     loaded_model,
     model_choices,
+    run_label,
     runs_root,
 )
 from dashboard.live import shown_small
@@ -42,15 +43,15 @@ d.metric("Device", device_label())
 left, right = st.columns([3, 2], gap="large")
 with left:
     choices = model_choices()
-    best_run = max((s for s in summaries if s["best_accuracy"] is not None and f"Run {s['id']}" in choices),
+    best_run = max((s for s in summaries if s["best_accuracy"] is not None and run_label(s["id"]) in choices),
                    key=lambda s: s["best_accuracy"], default=None)
     label = DEFAULT_MODEL if DEFAULT_MODEL in choices else None
     try:
-        loaded = loaded_model(choices[label]) if label else None
+        loaded = loaded_model(choices[label].path) if label else None
         shipped = loaded.card.get("test_accuracy") if loaded else None
         if best_run and (not isinstance(shipped, (int, float)) or best_run["best_accuracy"] > shipped):
-            label = f"Run {best_run['id']}"
-            loaded = loaded_model(choices[label])
+            label = run_label(best_run["id"])
+            loaded = loaded_model(choices[label].path)
     except CheckpointError as exc:
         st.error(literal(exc))
         loaded = None

@@ -7,7 +7,7 @@ from core.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_f
 from core.events import curves
 from core.launcher import resume_training
 from core.runs import delete_run, list_runs, rename_run
-from dashboard.common import RUNNING, events, linked, literal, report_button, runs_root
+from dashboard.common import RUNNING, events, linked, literal, report_button, run_label, runs_root
 from dashboard.pages import page
 
 st.title("Runs")
@@ -74,7 +74,7 @@ if metrics:
 if metrics:
     report_button(d, run)
 if summary["state"] == "done" and c.button("Evaluate", icon=":material/analytics:"):
-    st.session_state["eval_choice"] = f"Run {run.id}"
+    st.session_state["eval_choice"] = run_label(run.id)
     st.switch_page(page("evaluate"))
 if summary["state"] in ("stopped", "interrupted") and run.checkpoint_file.exists():
     if c.button("Resume", icon=":material/resume:"):
