@@ -158,8 +158,9 @@ def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
 # decay on weights only, channels-last convolutions (faster on CPUs too) and flip test-time views.
 _SPEED = dict(schedule="onecycle", momentum=0.9, nesterov=True, label_smoothing=0.1, weight_decay=5e-4,
               decay_weights_only=True, channels_last=True, tta="flip", log_interval=100)
-# bf16 autocast halves the CPU presets' time on CPUs with native bf16 (AVX-512 BF16, AMX); the CLI says
-# when a CPU lacks it (emulated bf16 is slower: pass --no-bf16 there). Figures: BENCHMARKS.md.
+# bf16 autocast halves the CPU presets' time on CPUs with native bf16 (AVX-512 BF16, AMX); where a CPU only
+# emulates it (slower than fp32) the CLI and the Train form drop a preset's bf16 and say so
+# (core.devices.for_this_device; --bf16 forces it). Figures: BENCHMARKS.md.
 
 # The tutorial, exactly: batch 4, SGD(lr=0.001, momentum=0.9), 2 epochs, loss every 2000 batches.
 PRESETS: dict[str, TrainConfig] = {

@@ -146,9 +146,10 @@ MODELS: dict[str, ModelSpec] = {
     "net": ModelSpec(Net, "The tutorial's CNN: conv 3→w→16, fc 120→84→classes (w = width, 6 in the tutorial)",
                      _infer_net, cam_layer="conv2"),
     "widenet": ModelSpec(WideNet, "Net widened and batch-normalised for CPUs: 5×5 conv w→2w with BatchNorm, "
-                                  "fc 128 (w = 16 in the CPU presets)", _infer_widenet, cam_layer="conv2"),
-    "fastnet": ModelSpec(FastNet, "airbench-style net for GPUs: frozen whitening stem, 3 conv-BN-GELU stages "
-                                  "w→4w→4w (w = 64 on a GPU)", _infer_fastnet, cam_layer="layer3"),
+                                  "fc 128 (w = 8 in the fast preset)", _infer_widenet, cam_layer="conv2"),
+    "fastnet": ModelSpec(FastNet, "airbench-style net: frozen whitening stem, 3 conv-BN-GELU stages w→4w→4w "
+                                  "(w = 16 in cpu-best; 64 in the gpu preset and the shipped model)",
+                         _infer_fastnet, cam_layer="layer3"),
     "fastnet-deep": ModelSpec(partial(FastNet, group=ResidualConvGroup),
                               "fastnet with three convolutions a stage and a shortcut around the last two "
                               "(airbench96's shape; w = 128 in gpu-best)", _infer_fastnet, cam_layer="layer3"),
