@@ -9,7 +9,6 @@ is evaluated again (with a note saying so), never trusted. The shipped model's e
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,6 +18,7 @@ import torch.nn as nn
 
 from core.data import DataConfig, Dataset, Split, cache_dir
 from core.evaluate import EvalResult, evaluate, from_logits
+from core.runs import atomic_write
 
 FORMAT = 1
 FOLDER = "evaluations"
@@ -84,12 +84,10 @@ def _read(path: Path, wanted: str, split: Split, num_classes: int) -> torch.Tens
 
 def save(path: Path, wanted: str, result: EvalResult) -> bool:
     """Write atomically (a reader never sees half a file); False where the folder cannot be written."""
+    blob = {"format": FORMAT, "key": wanted, "logits": result.logits.float().contiguous(), "accuracy": result.accuracy}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"format": FORMAT, "key": wanted, "logits": result.logits.float().contiguous(),
-                    "accuracy": result.accuracy}, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(blob, f))
         return True
     except OSError:
         return False
