@@ -67,3 +67,13 @@ def open_app(page: str | None = None, query: dict[str, str] | None = None):
         at.run()
     assert not at.exception, at.exception
     return at
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (--dist loadgroup)
+def pytest_collection_modifyitems(config, items):
+    """Tests that share a module-scoped fixture (a served app, a trained run) run on one worker, so it is set
+    up once; every other test is spread on its own, so one slow module no longer holds a whole worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
