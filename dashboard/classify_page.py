@@ -2,67 +2,95 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from core.charts import per_class_figure
 from core.checkpoints import CheckpointError
 from core.images import FRAMING, FRAMINGS
 from dashboard.common import classified, dataset, link_model, linked_model, literal, loaded_model, model_choices
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
+
+def chosen_model():
+    """The model picked (or named by the link), loaded; stops the page with a message when there is none."""
+    choices = model_choices()
+    if not choices:
+        st.error("No model to classify with: the shipped default model is missing and no run has finished yet. "
+                 "Train one on the Train page.")
+        st.stop()
+    wanted = linked_model(choices)
+    label = st.selectbox("Model", list(choices), index=list(choices).index(wanted) if wanted else 0)
+    link_model(choices[label])
+    try:
+        return label, loaded_model(choices[label].path)
+    except CheckpointError as exc:
+        st.error(literal(exc))
+        st.stop()
+
+
+def about(label: str, loaded) -> None:
+    """What the model is and, where its card says, how well it knows each class: a visitor sees what to expect
+    (cats are hard) before uploading, and the page has its charts' code loaded before the room's "now"."""
+    card = loaded.card
+    detail = f" — {100 * card['test_accuracy']:.1f} % on CIFAR-10's test set, trained {card.get('date', '?')}" \
+        if isinstance(card.get("test_accuracy"), (int, float)) else ""
+    st.caption(f"Classifying with **{label}** ({loaded.name}, {len(loaded.classes)} classes){detail}.")
+    per_class = card.get("per_class_accuracy")
+    if isinstance(per_class, dict) and all(isinstance(per_class.get(c), (int, float)) for c in loaded.classes):
+        with st.expander("How well it knows each class", icon=":material/bar_chart:"):
+            st.plotly_chart(per_class_figure(loaded.classes, [per_class[c] for c in loaded.classes], sort=True),
+                            width="stretch", key="per-class")
+
+
+def pictures() -> list[tuple[str, bytes | torch.Tensor]]:
+    """The pictures to classify: uploads, a camera shot, or random test images."""
+    upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Test images"])
+    items: list[tuple[str, bytes | torch.Tensor]] = []
+    with upload_tab:
+        files = st.file_uploader("Drop images here", type=UPLOAD_TYPES, accept_multiple_files=True)
+        items += [(f.name, f.getvalue()) for f in files or []]
+    with camera_tab:
+        shot = st.camera_input("Take a picture")
+        if shot is not None:
+            items.append(("camera", shot.getvalue()))
+    with sample_tab:
+        ds = dataset()
+        if ds is None:
+            st.info("No test set on this machine; upload pictures instead.")
+        else:
+            count = st.slider("How many", 1, 12, 4)
+            if st.button("Pick random test images", icon=":material/shuffle:"):
+                st.session_state["samples"] = torch.randint(len(ds.test), (count,)).tolist()
+            items += [(f"test image #{i} ({ds.classes[ds.test.labels[i]]})", ds.test.images[i])
+                      for i in st.session_state.get("samples", [])]
+    return items
+
+
+def framing_choice() -> str:
+    return st.radio("What the network sees of a non-square photo", FRAMINGS, index=FRAMINGS.index(FRAMING),
+                    horizontal=True, format_func={"crop": "its centre square", "whole": "all of it, padded"}.get,
+                    help="CIFAR-10's images show the whole object, centred. The centre square suits photos with "
+                         "the object in the middle; the padded whole suits objects that fill a wide frame.")
+
+
+def results(loaded, items, framing: str) -> None:
+    """Each picture classified, then the whole as a table to download."""
+    rows = []
+    for number, (name, content) in enumerate(items):
+        st.divider()
+        rows.append(classified(loaded, name, content, framing, key=f"p-{number}"))
+    st.divider()
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download results (CSV)", table.to_csv(index=False), file_name="predictions.csv",
+                       mime="text/csv", icon=":material/download:")
+
+
 st.title("Classify")
-choices = model_choices()
-if not choices:
-    st.error("No model to classify with: the shipped default model is missing and no run has finished yet. "
-             "Train one on the Train page.")
-    st.stop()
-wanted = linked_model(choices)
-label = st.selectbox("Model", list(choices), index=list(choices).index(wanted) if wanted else 0)
-link_model(choices[label])
-try:
-    loaded = loaded_model(choices[label].path)
-except CheckpointError as exc:
-    st.error(literal(exc))
-    st.stop()
-card = loaded.card
-detail = f" — {100 * card['test_accuracy']:.1f} % on CIFAR-10's test set, trained {card.get('date', '?')}" \
-    if isinstance(card.get("test_accuracy"), (int, float)) else ""
-st.caption(f"Classifying with **{label}** ({loaded.name}, {len(loaded.classes)} classes){detail}.")
-
-upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Test images"])
-items: list[tuple[str, bytes | torch.Tensor]] = []
-with upload_tab:
-    files = st.file_uploader("Drop images here", type=UPLOAD_TYPES, accept_multiple_files=True)
-    items += [(f.name, f.getvalue()) for f in files or []]
-with camera_tab:
-    shot = st.camera_input("Take a picture")
-    if shot is not None:
-        items.append(("camera", shot.getvalue()))
-with sample_tab:
-    ds = dataset()
-    if ds is None:
-        st.info("No test set on this machine; upload pictures instead.")
-    else:
-        count = st.slider("How many", 1, 12, 4)
-        if st.button("Pick random test images", icon=":material/shuffle:"):
-            st.session_state["samples"] = torch.randint(len(ds.test), (count,)).tolist()
-        items += [(f"test image #{i} ({ds.classes[ds.test.labels[i]]})", ds.test.images[i])
-                  for i in st.session_state.get("samples", [])]
-
-framing = st.radio("What the network sees of a non-square photo", FRAMINGS, index=FRAMINGS.index(FRAMING),
-                   horizontal=True, format_func={"crop": "its centre square", "whole": "all of it, padded"}.get,
-                   help="CIFAR-10's images show the whole object, centred. The centre square suits photos with "
-                        "the object in the middle; the padded whole suits objects that fill a wide frame.")
-
+label, loaded = chosen_model()
+about(label, loaded)
+items = pictures()
+framing = framing_choice()
 if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")
     st.stop()
-
-rows = []
-for number, (name, content) in enumerate(items):
-    st.divider()
-    rows.append(classified(loaded, name, content, framing, key=f"p-{number}"))
-
-st.divider()
-table = pd.DataFrame(rows)
-st.dataframe(table, hide_index=True, width="stretch")
-st.download_button("Download results (CSV)", table.to_csv(index=False), file_name="predictions.csv",
-                   mime="text/csv", icon=":material/download:")
+results(loaded, items, framing)

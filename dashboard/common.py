@@ -6,15 +6,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
+from PIL import Image
 
 from core import ood
 from core.charts import probability_figure
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
-from core.interpret import overlay, saliency, top_k
+from core.interpret import Prediction, overlay, saliency, top_k
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
 
@@ -248,32 +250,64 @@ def report_button(place, run: Run) -> None:
                                "that opens offline")
 
 
+@dataclass(frozen=True)
+class Classification:
+    """What Classify shows of one picture, computed once: the pictures, the prediction, its chart."""
+    original: Image.Image  # the picture itself, at most 512 pixels a side
+    seen: Image.Image  # what the network sees, enlarged
+    evidence: Image.Image | None  # the Grad-CAM overlay, enlarged; None when not asked for
+    prediction: Prediction
+    figure: go.Figure
+
+
+def classification(loaded, content, framing: str, with_map: bool) -> Classification:
+    """One picture (upload bytes or a [3,32,32] test image) classified; ImageError when the bytes are no image."""
+    if isinstance(content, torch.Tensor):
+        original, tensor = enlarge(content, 6), content
+    else:
+        picture = open_image(content)
+        original, tensor = to_rgb(picture), to_uint8_tensor(picture, framing)
+        original.thumbnail((512, 512))
+    prediction = loaded.predict(tensor.unsqueeze(0))[0]
+    heat = saliency(loaded.model, tensor, loaded.normalizer(), target=prediction.top,
+                    layer=loaded.cam_layer) if with_map else None
+    return Classification(original, enlarge(tensor, 4), None if heat is None else enlarge(overlay(tensor, heat), 4),
+                          prediction, probability_figure(loaded.classes, prediction.probabilities))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _shared_classification(model_key: tuple, content: bytes, framing: str, with_map: bool,
+                           _loaded) -> Classification:
+    return classification(_loaded, content, framing, with_map)
+
+
 def classified(loaded, name: str, content, framing: str, key: str, compact: bool = False) -> dict:
     """One picture (upload bytes or a [3,32,32] test image) classified and shown: the picture, what the network
     sees, the Grad-CAM map, the calibrated probabilities and the "none of the ten" verdict (Classify and
-    Overview). Returns its row for a results table; a file that is not an image gets a message instead."""
+    Overview). Returns its row for a results table; a file that is not an image gets a message instead.
+
+    Uploads are remembered by content for every session: a room that uploads the same photo (or one person
+    changing the framing back) computes it once."""
     try:
         if isinstance(content, torch.Tensor):
-            original, tensor = enlarge(content, 6), content
-        else:
-            picture = open_image(content)
-            original, tensor = to_rgb(picture), to_uint8_tensor(picture, framing)
-            original.thumbnail((512, 512))
+            shown = classification(loaded, content, framing, not compact)
+        else:  # the model's identity: its file, and the loaded object (a changed file is loaded anew)
+            shown = _shared_classification((str(loaded.path), id(loaded.model)), content, framing, not compact,
+                                           loaded)
     except ImageError as exc:
         st.error(f"**{literal(name)}**: {literal(str(exc).replace('the upload', 'this file'))}")
         return {"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"}
-    result = loaded.predict(tensor.unsqueeze(0))[0]
+    result = shown.prediction
     verdict = ood.verdict(result.familiarity, loaded.ood_threshold, len(loaded.classes))
     if result.unfamiliar:
         st.warning(f"**{literal(name)}**: {literal(verdict)}. The model's closest guesses are still shown.",
                    icon=":material/help:")
     cols = st.columns([2, 1, 3] if compact else [2, 1, 1, 3])
-    cols[0].image(original, caption=name, width="stretch")
-    cols[1].image(enlarge(tensor, 4), caption="what the network sees (32×32)", width="stretch")
-    if not compact:
-        heat = saliency(loaded.model, tensor, loaded.normalizer(), target=result.top, layer=loaded.cam_layer)
-        cols[2].image(enlarge(overlay(tensor, heat), 4), caption="where the evidence is (Grad-CAM)", width="stretch")
-    cols[-1].plotly_chart(probability_figure(loaded.classes, result.probabilities), width="stretch", key=key)
+    cols[0].image(shown.original, caption=name, width="stretch")
+    cols[1].image(shown.seen, caption="what the network sees (32×32)", width="stretch")
+    if shown.evidence is not None:
+        cols[2].image(shown.evidence, caption="where the evidence is (Grad-CAM)", width="stretch")
+    cols[-1].plotly_chart(shown.figure, width="stretch", key=key)
     if not result.unfamiliar:
         cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
     return {"image": name, "prediction": loaded.classes[result.top],

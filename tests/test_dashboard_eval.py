@@ -95,6 +95,10 @@ def test_evaluate_refuses_unsafe_and_mismatched_checkpoints(env, tmp_path):
     assert not at.exception
 
 
+def probability_charts(at) -> list:
+    return [chart for chart in at.get("plotly_chart") if chart.key.startswith("p-")]
+
+
 def test_classify_every_good_upload_kind(env):
     at = open_app("dashboard/classify_page.py")
     assert "Default model (shipped)" in at.selectbox[0].options
@@ -102,7 +106,9 @@ def test_classify_every_good_upload_kind(env):
     at.file_uploader[0].set_value([(name, data, "image/*") for name, data in files.items()])
     at.run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == len(files)
+    assert len(probability_charts(at)) == len(files)
+    # the shipped card's per-class accuracy, before any upload (its chart code is loaded with the page)
+    assert [c.key for c in at.get("plotly_chart")][0] == "per-class"
     table = at.dataframe[0].value
     assert list(table["image"]) == list(files) and table["prediction"].str.len().min() > 0
     assert any(b.label == "Download results (CSV)" for b in at.get("download_button"))
@@ -120,7 +126,7 @@ def test_classify_bad_uploads_get_messages_and_the_page_keeps_working(env):
     assert len(errors) == len(bad)
     for (name, (_, fragment)), message in zip(bad.items(), errors):
         assert literal(name) in message and literal(fragment) in message  # shown as written
-    assert len(at.get("plotly_chart")) == 1  # the good one was still classified
+    assert len(probability_charts(at)) == 1  # the good one was still classified
 
 
 def test_classify_test_images_with_a_run(finished_run):

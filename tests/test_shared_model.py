@@ -75,3 +75,42 @@ def test_a_view_shares_the_weights_and_never_switches_the_model(shared):
     assert outputs["layer1"].shape[0] == 1 and not model.layer1._forward_hooks
     with pytest.raises(ValueError, match="no layer 'nope'"):
         captured_outputs(model, ["nope"])
+
+
+def test_a_room_uploading_one_photo_computes_it_once_and_each_gets_the_same_answer(monkeypatch):
+    """The dashboard remembers a classification by the upload's content for every session (a room on one
+    link uploads the same photo at once): the threads wait for one computation and all get its result."""
+    from conftest import ROOT
+
+    import dashboard.common as common
+    from core.checkpoints import load_model
+
+    loaded = load_model(ROOT / "models" / "default.pth")
+    photo = (ROOT / "photos" / "chelsea.jpg").read_bytes()
+    expected = common.classification(loaded, photo, "crop", with_map=True)
+    computed = []
+    monkeypatch.setattr(common, "classification", _counting(common.classification, computed))
+    common._shared_classification.clear()
+    start, got = threading.Barrier(THREADS), []
+
+    def session():
+        start.wait()
+        got.append(common._shared_classification(("default", 1), photo, "crop", True, loaded))
+
+    threads = [threading.Thread(target=session) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(computed) == 1 and len(got) == THREADS
+    assert all(g.prediction == expected.prediction for g in got)
+    assert all(np.array_equal(np.asarray(g.evidence), np.asarray(expected.evidence)) for g in got)
+    common._shared_classification(("default", 1), photo, "whole", True, loaded)  # another framing: computed
+    assert len(computed) == 2
+
+
+def _counting(function, calls: list):
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return function(*args, **kwargs)
+    return counted
