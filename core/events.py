@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 STATUS, STEP, LOG, EPOCH = "status", "step", "log", "epoch"
 FINAL_STATES = ("done", "stopped", "failed", "diverged")
+ACTIVE_STATES = ("running", "starting")  # a trainer is (or is about to be) at work: no second launch, live views
 
 
 def status(state: str, **details) -> dict:

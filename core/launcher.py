@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core.config import TrainConfig
-from core.events import last_status
+from core.events import ACTIVE_STATES, last_status
 from core.processes import ask_to_stop
 from core.runs import LAUNCH_FILE, Run, atomic_write_json, new_run_id
 
@@ -81,7 +81,7 @@ def start_training(config: TrainConfig, runs_root: Path, *, data_dir: str | None
 
 def resume_training(run: Run, epochs: int | None = None, processes: int | None = None) -> Run:
     """Continue from the last checkpoint, by default with as many processes as the run had."""
-    if run.state() in ("running", "starting"):
+    if run.state() in ACTIVE_STATES:
         raise RuntimeError(f"{run.id} is still running.")
     processes = processes or run.config().get("world_size", 1)
     command = [*trainer(processes), "train", "--resume", str(run.path.resolve()), "--no-progress"]
@@ -94,7 +94,7 @@ def resume_training(run: Run, epochs: int | None = None, processes: int | None =
 def stop_training(run: Run) -> bool:
     """Ask the run's process to stop (it saves a checkpoint and reports `stopped`); False if none runs."""
     events = run.events()
-    if run.state(events) not in ("running", "starting"):
+    if run.state(events) not in ACTIVE_STATES:
         return False
     pid = last_status(events).get("pid") or run.launch().get("pid")
     ask_to_stop(pid)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoints import CheckpointError
-from core.events import EPOCH, FINAL_STATES, last_status, of_type
+from core.events import ACTIVE_STATES, FINAL_STATES, last_status
 from core.processes import trainer_alive
 
 RESERVED_GRACE_S = 10.0  # an empty run directory younger than this is still being started
@@ -185,26 +185,6 @@ class Run:
             return "the training process ended before writing anything"
         return lines[-1] if lines else "the training process ended before writing anything"
 
-    def summary(self) -> dict:
-        """One row of the Runs table."""
-        events = self.events()
-        try:
-            config = self.config()
-        except (FileNotFoundError, ValueError):
-            config = {}
-        train = config.get("train", {})
-        epochs = of_type(events, EPOCH)
-        metrics = self.metrics() or {}
-        accuracies = [e["test_accuracy"] for e in epochs] + ([metrics["accuracy"]] if "accuracy" in metrics else [])
-        epochs_done = max([e["epoch"] for e in epochs], default=0)
-        seconds = max([e.get("train_seconds", 0) for e in events if "train_seconds" in e], default=0.0)
-        started = config.get("created") or self.launch().get("time") or self.path.stat().st_mtime
-        return {"id": self.id, "state": self.state(events), "preset": config.get("preset"),
-                "model": train.get("model"), "width": train.get("width"), "batch_size": train.get("batch_size"),
-                "lr": train.get("lr"), "epochs": train.get("epochs"), "epochs_done": epochs_done,
-                "best_accuracy": max(accuracies, default=None),
-                "train_seconds": seconds, "device": config.get("device"), "started": started}
-
 
 LAUNCH_FILE = "launch.json"
 
@@ -278,7 +258,7 @@ def _idle_run(root: Path, run_id: str) -> Run:
     run = resolve_run(root, run_id)
     if not run.path.is_dir():
         raise ValueError(f"There is no run {run_id!r}.")
-    if run.state() in ("running", "starting"):
+    if run.state() in ACTIVE_STATES:
         raise ValueError(f"{run_id} is still training; stop it first.")
     return run
 

@@ -15,12 +15,11 @@ from core import ood
 from core.charts import probability_figure
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
+from core.events import ACTIVE_STATES
 from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
 from core.interpret import Prediction, overlay, saliency, top_k
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
-
-RUNNING = ("running", "starting")
 
 
 def runs_root() -> Path:
@@ -90,7 +89,7 @@ def active_run() -> Run | None:
         except ValueError:
             pass
     runs = list_runs(runs_root())
-    run = next((r for r in runs if r.state() in RUNNING), runs[0] if runs else None)
+    run = next((r for r in runs if r.state() in ACTIVE_STATES), runs[0] if runs else None)
     if run is not None:
         st.session_state["active_run"] = run.id
     return run
@@ -159,7 +158,7 @@ def model_choices() -> dict[str, ModelChoice]:
     if default.exists():
         choices.append(ModelChoice("default", "default", default))
     for run in list_runs(runs_root()):
-        if run.model_file.exists() and run.state(events(run)) not in RUNNING:
+        if run.model_file.exists() and run.state(events(run)) not in ACTIVE_STATES:
             choices.append(ModelChoice("run", run.id, run.model_file))
     inside = models_dir().resolve()
     for path in sorted(models_dir().glob("*.pth")):

@@ -4,6 +4,7 @@ from core.charts import Series, accuracy_figure
 from core.checkpoints import CheckpointError
 from core.events import curves
 from core.images import FRAMING
+from core.run_table import row
 from core.runs import list_runs
 from dashboard.common import (
     DEFAULT_MODEL,
@@ -29,7 +30,7 @@ st.markdown("PyTorch's *Training a Classifier* tutorial as a working lab: train 
 
 ds = dataset()
 runs = list_runs(runs_root())
-summaries = [r.summary() for r in runs]
+summaries = [row(r) for r in runs]
 accuracies = [s["best_accuracy"] for s in summaries if s["best_accuracy"] is not None]
 a, b, c, d = st.columns(4)
 a.metric("Data", f"{len(ds.train) + len(ds.test):,} images" if ds else "not found",

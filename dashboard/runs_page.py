@@ -6,6 +6,7 @@ import streamlit as st
 from core.charts import Series, accuracy_figure, accuracy_vs_time_figure, loss_figure
 from core.events import curves
 from core.launcher import resume_training
+from core.run_table import row
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.common import RUNNING, events, linked, literal, report_button, run_label, runs_root
 from dashboard.pages import page
@@ -17,7 +18,7 @@ if not runs:
     st.page_link(page("train"), label="Train a model")
     st.stop()
 
-rows = [r.summary() for r in runs]
+rows = [row(r) for r in runs]
 table = pd.DataFrame({  # numbers stay numbers, so the columns sort as numbers; column_config formats them
     "name": [s["id"] for s in rows],
     "state": [s["state"] for s in rows],

@@ -7,10 +7,11 @@ import torch
 
 from core.config import PRESET_DESCRIPTIONS, PRESETS, ConfigError, TrainConfig
 from core.devices import available_devices, preset_here
+from core.events import ACTIVE_STATES
 from core.launcher import start_training
 from core.models import MODELS
 from core.runs import list_runs
-from dashboard.common import RUNNING, active_run, data_dir, dataset, events, linked, literal, runs_root
+from dashboard.common import active_run, data_dir, dataset, events, linked, literal, runs_root
 from dashboard.live import live_view
 
 LABEL = {f.name: f.metadata["label"] for f in fields(TrainConfig)}
@@ -85,7 +86,7 @@ run = active_run()
 if run is not None:
     st.query_params["run"] = run.id
 if run is not None:
-    refresh = 1.0 if run.state(events(run)) in RUNNING else None
+    refresh = 1.0 if run.state(events(run)) in ACTIVE_STATES else None
     st.fragment(run_every=refresh)(live_view)(run)
 with st.expander("New run", expanded=run is None, icon=":material/add:"):
     config_form()

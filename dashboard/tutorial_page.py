@@ -7,14 +7,16 @@ import streamlit as st
 from core import anatomy
 from core.charts import per_class_figure
 from core.config import PRESET_DESCRIPTIONS, PRESETS
-from core.data import TUTORIAL_NAMES, DataConfig, normalizer
+from core.data import TUTORIAL_NAMES, DataConfig
 from core.devices import preset_here
 from core.evaluate import tutorial_lines
+from core.events import ACTIVE_STATES
 from core.images import enlarge
 from core.launcher import start_training
 from core.models import Net
 from core.runs import resolve_run
-from dashboard.common import RUNNING, data_dir, dataset, evaluation, events, image_grid, loaded_model, runs_root
+from core.transforms import normalizer
+from dashboard.common import data_dir, dataset, evaluation, events, image_grid, loaded_model, runs_root
 from dashboard.live import shown_small
 from dashboard.pages import page
 
@@ -84,7 +86,7 @@ def train_network():
     for column, preset in ((left, "tutorial"), (right, "fast")):
         label = "Train it: the tutorial's settings" if preset == "tutorial" else "Train it fast (a wider net, seconds)"
         if column.button(label, key=f"tutorial-{preset}", icon=":material/play_arrow:",
-                         disabled=run is not None and run.state(events(run)) in RUNNING,
+                         disabled=run is not None and run.state(events(run)) in ACTIVE_STATES,
                          help=PRESET_DESCRIPTIONS[preset]):
             run = start_training(preset_here(preset), runs_root(), data_dir=str(data_dir()), preset=preset)
             st.session_state["tutorial_run"] = st.session_state["active_run"] = run.id
@@ -92,8 +94,8 @@ def train_network():
         st.info("Start a run: it is an ordinary run, listed on the Runs page, and its loss curve appears here.")
         return None
     state = run.state(events(run))
-    st.fragment(run_every=1.0 if state in RUNNING else None)(shown_small)(run)
-    if state in RUNNING:
+    st.fragment(run_every=1.0 if state in ACTIVE_STATES else None)(shown_small)(run)
+    if state in ACTIVE_STATES:
         st.page_link(page("train"), label="The full live view: Train")
     elif state != "done":
         st.warning(f"The run ended as {state}; see it on the Train page.")

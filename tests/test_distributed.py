@@ -11,6 +11,7 @@ from conftest import ROOT, free_port, make_tree
 
 from core.config import TrainConfig
 from core.launcher import start_training, wait_for
+from core.run_table import row
 from core.runs import Run
 
 ARGS = ["--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--log-interval", "3", "--no-download", "--no-progress"]
@@ -142,7 +143,7 @@ def test_dashboard_launch_of_two_processes_shows_one_coherent_curve(tree, tmp_pa
     # 48 images / batch 8 = 6 steps an epoch: reported every 5 steps and at the epoch's end, each once
     assert steps == [5, 6, 11, 12, 17, 18]
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
-    assert run.summary()["state"] == "done"
+    assert row(run)["state"] == "done"
 
 
 def test_batch_smaller_than_the_number_of_processes_is_refused(tree, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from core.config import TrainConfig
 from core.launcher import reserve_run_dir, resume_training, start_training, stop_training, wait_for
+from core.run_table import row
 from core.runs import EventReader, list_runs, resolve_run
 
 QUICK = TrainConfig(epochs=2, lr=0.01, log_interval=3)
@@ -19,7 +20,7 @@ def test_launched_run_finishes_with_the_same_files_as_the_cli(tiny_tree, tmp_pat
     assert wait_for(run, ("done", "failed"), 90) == "done", run.log_file.read_text()
     assert run.config()["train"] == QUICK.to_dict() and run.config()["preset"] == "tutorial"
     assert run.metrics()["total"] == 12 and run.model_file.exists()
-    summary = run.summary()
+    summary = row(run)
     assert summary["state"] == "done" and summary["epochs_done"] == 2 and summary["best_accuracy"] is not None
     assert "Finished Training" in run.log_file.read_text()
 
