@@ -22,10 +22,11 @@ from PIL import Image
 
 from benchmarks.common import ROOT
 from core.checkpoints import load_model
-from core.data import DataConfig, load_dataset, normalizer
+from core.data import DataConfig, load_dataset
 from core.evaluate import evaluate
 from core.images import load_for_model
 from core.interpret import predict
+from core.transforms import normalizer
 
 
 class TutorialTestSet(torch.utils.data.Dataset):

@@ -12,10 +12,11 @@ import torch
 import torch.nn as nn
 
 from core import ood
-from core.data import CIFAR10_CLASSES, DataConfig, normalizer
+from core.data import CIFAR10_CLASSES, DataConfig
 from core.evaluate import TTA
 from core.interpret import Prediction, predict
 from core.models import MODELS
+from core.transforms import normalizer
 
 
 class CheckpointError(ValueError):

@@ -19,12 +19,13 @@ from core import events, ood
 from core.averaging import NoAverage, WeightAverage
 from core.calibration import calibration_figures
 from core.config import TrainConfig
-from core.data import DataConfig, DataError, Dataset, augment, color_jitter, cutout, holdout, normalizer, zoom_crop
+from core.data import DataConfig, DataError, Dataset, holdout
 from core.devices import device_name
 from core.distributed import SINGLE, World
 from core.evaluate import EvalResult, evaluate
 from core.interpret import losses
 from core.models import build_model, prepare_model
+from core.transforms import augmented, normalizer
 
 
 class Diverged(RuntimeError):
@@ -164,20 +165,6 @@ def freeze_norm_scales(model: nn.Module) -> None:
     for norm in _batch_norms(model):
         if norm.weight is not None:
             norm.weight.requires_grad_(False)
-
-
-def augmented(images: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """A batch as the network trains on it: zoomed in (`zoom`), shifted and mirrored (`augment`), a square blanked
-    (`cutout`), recoloured (`jitter`), each only when asked for; batched on the images' device."""
-    if config.zoom < 1:
-        images = zoom_crop(images, generator, config.zoom)
-    if config.augment:
-        images = augment(images, generator, config.translate)
-    if config.cutout:
-        images = cutout(images, generator, config.cutout)
-    if config.jitter:
-        images = color_jitter(images, generator, config.jitter)
-    return images
 
 
 STOP_POLL = 16  # under DDP, ranks agree on a stop every this many steps (one tiny all-reduce)

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from core import anatomy
-from core.data import DataConfig, normalizer
+from core.data import DataConfig
 from core.models import FastNet, Net
+from core.transforms import normalizer
 
 
 def test_the_tutorials_net_layer_by_layer():

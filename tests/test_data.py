@@ -9,18 +9,8 @@ import torchvision.transforms as transforms
 from conftest import CLASSES, make_tree
 from PIL import Image
 
-from core.data import (
-    DataConfig,
-    DataError,
-    augment,
-    color_jitter,
-    cutout,
-    find_source,
-    load_dataset,
-    normalizer,
-    resolve_data_dir,
-    zoom_crop,
-)
+from core.data import DataConfig, DataError, find_source, load_dataset, resolve_data_dir
+from core.transforms import augment, color_jitter, cutout, normalizer, zoom_crop
 
 
 def test_normalisation_equals_totensor_and_normalize_exactly():

@@ -8,10 +8,11 @@ import pytest
 import torch
 from conftest import ROOT
 
-from core.data import DataConfig, Split, load_dataset, normalizer
+from core.data import DataConfig, Split, load_dataset
 from core.evaluate import evaluate
 from core.evaluations import FOLDER, SHIPPED, folder_for, key, remembered_evaluate
 from core.models import Net
+from core.transforms import normalizer
 
 NORMALIZE = normalizer(DataConfig(), "cpu")
 

@@ -51,7 +51,8 @@ def test_saved_model_loads_into_the_tutorials_own_class_with_the_same_accuracy(t
     run_dir, _ = tutorial_run
     net = TutorialNet()
     net.load_state_dict(torch.load(run_dir / "model.pth", weights_only=True))
-    from core.data import DataConfig, load_dataset, normalizer
+    from core.data import DataConfig, load_dataset
+    from core.transforms import normalizer
     test = load_dataset(DataConfig(data_dir=str(DATA), download=False)).test
     with torch.no_grad():
         predicted = torch.cat([net(normalizer(DataConfig(), "cpu")(x)).argmax(1) for x in test.images.split(500)])
@@ -96,8 +97,9 @@ def test_the_jpeg_folder_tree_is_the_same_images_compressed(tmp_path):
     all 60,000 files costs a minute and proves nothing more, so the loader reads a tree of links to the first
     files of each class (their real names, so the order is the tree's own)."""
     from core.checkpoints import load_model
-    from core.data import IMAGE_SUFFIXES, DataConfig, first_of_each_class, load_dataset, normalizer
+    from core.data import IMAGE_SUFFIXES, DataConfig, first_of_each_class, load_dataset
     from core.evaluate import evaluate
+    from core.transforms import normalizer
 
     original = load_dataset(DataConfig(data_dir=str(DATA), download=False))
     classes = sorted(p.name for p in (JPEG / "train").iterdir() if p.is_dir())

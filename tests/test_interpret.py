@@ -3,10 +3,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from core.data import DataConfig, normalizer
+from core.data import DataConfig
 from core.evaluate import EvalResult
 from core.interpret import losses, most_confused, overlay, predict, row_normalised, saliency, top_losses
 from core.models import Net
+from core.transforms import normalizer
 
 CLASSES = ["cat", "dog", "frog"]
 normalize = normalizer(DataConfig(), "cpu")

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from core import anatomy
-from core.data import DataConfig, normalizer
+from core.data import DataConfig
 from core.interpret import predict, saliency
 from core.models import build_model
+from core.transforms import normalizer
 from core.views import captured_outputs, private_view
 
 normalize = normalizer(DataConfig(), "cpu")
