@@ -41,6 +41,14 @@ def tiny_tree(tmp_path) -> Path:
     return make_tree(tmp_path / "tiny")
 
 
+@pytest.fixture
+def dataset(tiny_tree, tmp_path):
+    """The tiny tree, loaded (its decode cache in the test's own tmp)."""
+    from core.data import DataConfig, load_dataset
+
+    return load_dataset(DataConfig(data_dir=str(tiny_tree), download=False, cache_dir=str(tmp_path / "c")))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """Tests never read the developer's data dir or write caches outside tmp."""

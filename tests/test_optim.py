@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 
 from core.config import PRESETS, TrainConfig, with_overrides
-from core.models import build_model
-from core.train import optimizer_for, param_groups
+from core.models import FastNet, build_model
+from core.train import optimizer_for, param_groups, train
 
 
 def train_steps(optimizer_cls, config: TrainConfig, model_name: str, channels_last: bool, steps: int = 10):
@@ -60,3 +60,39 @@ def test_checkpoints_move_between_fused_and_plain_sgd():
     for p in model.parameters():
         assert torch.equal(plain.state[p]["momentum_buffer"], fused.state[p]["momentum_buffer"])
         assert torch.equal(again.state[p]["momentum_buffer"], fused.state[p]["momentum_buffer"])
+
+
+CPU = torch.device("cpu")
+
+
+def test_weight_decay_split_and_frozen_parameters():
+    model = FastNet(4)
+    one = param_groups(model, TrainConfig())
+    assert len(one) == 1 and all(p.requires_grad for p in one[0]["params"])
+    assert all(p is not model.whiten.weight for p in one[0]["params"])
+    decayed, free = param_groups(model, TrainConfig(decay_weights_only=True))
+    assert all(p.dim() == 4 or p is model.head.weight for p in decayed["params"])
+    assert free["weight_decay"] == 0.0 and all(p.dim() == 1 for p in free["params"])
+    assert len(decayed["params"]) + len(free["params"]) == len(one[0]["params"])
+    # a norm lr scale splits the rest once more: the stem's bias keeps the lr, the norms get the scale
+    decayed, bias, norms = param_groups(model, TrainConfig(decay_weights_only=True, norm_lr_scale=64.0))
+    assert bias["params"] == [model.whiten.bias] and (bias["lr_scale"], bias["weight_decay"]) == (1.0, 0.0)
+    assert norms["lr_scale"] == 64.0 and len(norms["params"]) == 12  # 6 BatchNorms, weight and bias
+
+
+def test_norm_options_reach_the_optimizer_and_frozen_scales_stay_one(dataset):
+    config = TrainConfig(model="fastnet", width=4, epochs=1, batch_size=16, lr=0.05, norm_lr_scale=8.0,
+                         freeze_norm_scales=True, decay_weights_only=True, weight_decay=5e-4)
+    saved = []
+    result = train(config, dataset, CPU, save_checkpoint=saved.append)
+    groups = saved[-1]["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.05, 0.05, 0.4])  # constant schedule x lr_scale
+    assert [g["weight_decay"] for g in groups] == [5e-4, 0.0, 0.0]
+    norms = [m for m in result.model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)  # frozen at 1
+    assert all(m.bias.abs().sum() > 0 for m in norms)  # while the biases learned
+    # a resumed run rebuilds the same three groups, loads their state and keeps the scales frozen
+    again = train(TrainConfig(**{**config.to_dict(), "epochs": 2}), dataset, CPU, resume=saved[-1])
+    assert again.epochs_done == 2
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight))
+               for m in again.model.modules() if isinstance(m, nn.BatchNorm2d))

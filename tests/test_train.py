@@ -4,17 +4,13 @@ import pytest
 import torch
 
 from core.config import PRESETS, ConfigError, TrainConfig
-from core.data import DataConfig, load_dataset, normalizer
+from core.data import DataConfig
 from core.devices import choose_device
 from core.evaluate import evaluate, tutorial_lines
 from core.train import lr_at, train
+from core.transforms import normalizer
 
 TINY = TrainConfig(epochs=3, batch_size=4, lr=0.01, log_interval=3)
-
-
-@pytest.fixture
-def dataset(tiny_tree, tmp_path):
-    return load_dataset(DataConfig(data_dir=str(tiny_tree), download=False, cache_dir=str(tmp_path / "c")))
 
 
 def test_tutorial_preset_is_the_tutorial():

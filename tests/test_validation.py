@@ -8,15 +8,10 @@ from core import events as ev
 from core import ood
 from core.charts import Series, accuracy_figure
 from core.config import PRESETS, TrainConfig
-from core.data import DataConfig, DataError, Split, first_of_each_class, holdout, load_dataset
+from core.data import DataError, Split, first_of_each_class, holdout
 from core.train import train
 
 TINY = TrainConfig(epochs=3, batch_size=4, lr=0.01, log_interval=3, val_images=6)
-
-
-@pytest.fixture
-def dataset(tiny_tree, tmp_path):
-    return load_dataset(DataConfig(data_dir=str(tiny_tree), download=False, cache_dir=str(tmp_path / "c")))
 
 
 def numbered_split(per_class=(12, 12, 12)) -> Split:

@@ -23,7 +23,7 @@ VALID = {
     "log_interval": st.integers(1, 10**6), "threads": st.integers(0, 2),
     "nesterov": st.booleans(), "label_smoothing": st.floats(0, 0.999), "decay_weights_only": st.booleans(),
     "ema": st.floats(0, 0.999), "tta": st.sampled_from(TTA), "channels_last": st.booleans(), "bf16": st.booleans(),
-    "compile": st.just(False),  # compiling takes tens of seconds a time; test_speed.py compiles once
+    "compile": st.just(False),  # compiling takes tens of seconds a time; test_compile.py compiles
     "translate": st.integers(0, 8), "norm_lr_scale": st.floats(1e-3, 1000), "freeze_norm_scales": st.booleans(),
 }
 INVALID = {
