@@ -2,10 +2,10 @@
 import streamlit as st
 
 from core.charts import Series, accuracy_figure, loss_figure
-from core.events import curves, last_status, progress
+from core.events import ACTIVE_STATES, curves, last_status, progress
 from core.launcher import resume_training, stop_training
 from core.runs import log_tail
-from dashboard.common import RUNNING, events, fmt_seconds, literal, run_label
+from dashboard.common import events, fmt_seconds, literal, run_label
 from dashboard.pages import page
 
 
@@ -15,11 +15,11 @@ def live_view(run) -> None:
     where = progress(evs)
     c = curves(evs)
     st.subheader(f"Run {run.id}")
-    if state in RUNNING or where.total_steps:
+    if state in ACTIVE_STATES or where.total_steps:
         text = (f"{state} · epoch {where.epoch}/{where.epochs} · step {where.step}/{where.steps_per_epoch}"
                 if where.total_steps else f"{state} · loading data…")
         st.progress(where.fraction, text=text)
-    left = where.seconds_left if state in RUNNING else None
+    left = where.seconds_left if state in ACTIVE_STATES else None
     m = st.columns(4)
     m[0].metric("Images / s", f"{where.images_per_s:,.0f}" if where.images_per_s else "—")
     m[1].metric("Training time", fmt_seconds(where.train_seconds) if where.train_seconds is not None else "—")
@@ -55,10 +55,10 @@ def live_view(run) -> None:
         kept = "its last checkpoint is kept." if run.checkpoint_file.exists() else \
             "it ended before its first checkpoint, so there is nothing to resume: start a new run."
         st.warning(f"{why}; {kept}")
-    with st.expander("Log", expanded=state in RUNNING):
+    with st.expander("Log", expanded=state in ACTIVE_STATES):
         st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
 
-    if state in RUNNING and st.button("Stop training", icon=":material/stop:", key=f"stop-{run.id}"):
+    if state in ACTIVE_STATES and st.button("Stop training", icon=":material/stop:", key=f"stop-{run.id}"):
         if stop_training(run):
             st.toast("Stopping: the run saves a checkpoint and ends.")
     if state in ("stopped", "interrupted") and run.checkpoint_file.exists():

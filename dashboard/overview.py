@@ -2,13 +2,12 @@ import streamlit as st
 
 from core.charts import Series, accuracy_figure
 from core.checkpoints import CheckpointError
-from core.events import curves
+from core.events import ACTIVE_STATES, curves
 from core.images import FRAMING
 from core.run_table import row
 from core.runs import list_runs
 from dashboard.common import (
     DEFAULT_MODEL,
-    RUNNING,
     active_run,
     classified,
     dataset,
@@ -37,7 +36,7 @@ a.metric("Data", f"{len(ds.train) + len(ds.test):,} images" if ds else "not foun
          help=ds.description if ds else "See the Data page")
 if ds:
     a.caption(ds.source_name)
-b.metric("Runs", len(summaries), help=f"{sum(s['state'] in RUNNING for s in summaries)} training now")
+b.metric("Runs", len(summaries), help=f"{sum(s['state'] in ACTIVE_STATES for s in summaries)} training now")
 c.metric("Best run's test accuracy", f"{100 * max(accuracies):.1f} %" if accuracies else "—")
 d.metric("Device", device_label())
 
@@ -78,7 +77,7 @@ with left:
 
 with right:
     run = active_run()
-    if run is not None and run.state() in RUNNING:
+    if run is not None and run.state() in ACTIVE_STATES:
         st.subheader("Training now")
         st.fragment(run_every=2.0)(shown_small)(run)
         st.page_link(page("train"), label="Watch it on the Train page")
