@@ -42,6 +42,14 @@ def tiny_tree(tmp_path) -> Path:
 
 
 @pytest.fixture
+def env(monkeypatch, tmp_path, tiny_tree) -> Path:
+    """The dashboard pointed at the tiny tree, with its runs in `<returned folder>/runs`."""
+    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+@pytest.fixture
 def dataset(tiny_tree, tmp_path):
     """The tiny tree, loaded (its decode cache in the test's own tmp)."""
     from core.data import DataConfig, load_dataset

@@ -17,13 +17,6 @@ PAGES = ["dashboard/overview.py", "dashboard/tutorial_page.py", "dashboard/data_
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, tiny_tree):
-    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
-    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
-@pytest.fixture
 def no_data(monkeypatch, tmp_path):
     monkeypatch.setenv("CIFAR_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
@@ -96,10 +89,10 @@ def test_overview_classifies_a_dropped_photo_with_the_best_model(env):
 
 
 def test_overview_shows_the_run_training_now_and_the_recent_runs(env):
-    finished = start_training(TrainConfig(epochs=4, lr=0.01), env, data_dir=os.environ["CIFAR_DATA"])
+    finished = start_training(TrainConfig(epochs=4, lr=0.01), env / "runs", data_dir=os.environ["CIFAR_DATA"])
     assert wait_for(finished, ("done", "failed"), 90) == "done"
     assert row(finished)["best_accuracy"] > 0.9  # the tinted classes are easy: above the shipped model's accuracy
-    running = start_training(TrainConfig(epochs=400, lr=0.01), env, data_dir=os.environ["CIFAR_DATA"])
+    running = start_training(TrainConfig(epochs=400, lr=0.01), env / "runs", data_dir=os.environ["CIFAR_DATA"])
     try:
         assert wait_for(running, ("running",), 60) == "running"
         at = open_app()
@@ -127,7 +120,7 @@ def test_train_form_rejects_bad_values_with_messages(env):
     errors = "\n".join(e.value for e in at.error)
     assert "**Epochs**: must be between 1 and 1000" in errors
     assert "**Learning rate**: must be above 0" in errors and "**Momentum**" in errors
-    assert list_runs(env) == []  # nothing started
+    assert list_runs(env / "runs") == []  # nothing started
 
 
 def test_start_a_run_and_see_it_finish(env):
@@ -135,7 +128,7 @@ def test_start_a_run_and_see_it_finish(env):
     _number(at, "Learning rate").set_value(0.01)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception
-    runs = list_runs(env)
+    runs = list_runs(env / "runs")
     assert len(runs) == 1 and at.session_state["active_run"] == runs[0].id
     assert wait_for(runs[0], ("done", "failed"), 90) == "done", runs[0].log_file.read_text()
     at.run()
@@ -153,7 +146,7 @@ def test_start_a_run_and_see_it_finish(env):
 
 
 def test_stop_button_stops_the_run(env, tiny_tree):
-    run = start_training(TrainConfig(epochs=500, lr=0.01), env, data_dir=str(tiny_tree))
+    run = start_training(TrainConfig(epochs=500, lr=0.01), env / "runs", data_dir=str(tiny_tree))
     assert wait_for(run, ("running",), 60) == "running"
     at = open_app("dashboard/train_page.py")  # a new session finds the running run
     assert f"Run {run.id}" in texts(at)
@@ -165,7 +158,7 @@ def test_stop_button_stops_the_run(env, tiny_tree):
 
 
 def test_runs_page_rename_and_delete(env, tiny_tree):
-    run = start_training(TrainConfig(epochs=1, lr=0.01), env, data_dir=str(tiny_tree))
+    run = start_training(TrainConfig(epochs=1, lr=0.01), env / "runs", data_dir=str(tiny_tree))
     assert wait_for(run, ("done", "failed"), 90) == "done"
     at = open_app("dashboard/runs_page.py")
     at.text_input[0].set_value("../outside")
@@ -173,13 +166,13 @@ def test_runs_page_rename_and_delete(env, tiny_tree):
     assert "not a valid run name" in at.error[0].value
     at.text_input[0].set_value("baseline")
     next(b for b in at.button if b.label == "Rename").click().run()
-    assert [r.id for r in list_runs(env)] == ["baseline"]
+    assert [r.id for r in list_runs(env / "runs")] == ["baseline"]
     at = open_app("dashboard/runs_page.py")
     delete = next(b for b in at.button if b.label == "Delete")
     assert delete.disabled
     at.checkbox[0].check().run()
     next(b for b in at.button if b.label == "Delete").click().run()
-    assert list_runs(env) == []
+    assert list_runs(env / "runs") == []
 
 
 def test_train_form_checks_the_number_of_processes(env):
@@ -192,7 +185,7 @@ def test_train_form_checks_the_number_of_processes(env):
     _number(at, "Batch size").set_value(1)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("at least the number of processes (2)" in e.value for e in at.error)
-    assert list_runs(env) == []
+    assert list_runs(env / "runs") == []
 
 
 def test_a_speed_preset_fills_the_form_and_its_options_reach_the_run(env):
@@ -209,7 +202,7 @@ def test_a_speed_preset_fills_the_form_and_its_options_reach_the_run(env):
     next(c for c in at.checkbox if c.label == "Channels-last layout").uncheck()
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception
-    run = list_runs(env)[0]
+    run = list_runs(env / "runs")[0]
     assert wait_for(run, ("done", "failed"), 90) == "done", run.log_file.read_text()
     config = run.config()
     assert config["preset"] == "fast" and config["train"]["model"] == "widenet"
@@ -234,7 +227,7 @@ def test_every_training_setting_is_a_cli_flag_and_a_form_field(env):
 
 def test_the_runs_table_keeps_numbers_as_numbers(env, tiny_tree):
     for epochs in (1, 3):
-        assert wait_for(start_training(TrainConfig(epochs=epochs, lr=0.01), env, data_dir=str(tiny_tree)),
+        assert wait_for(start_training(TrainConfig(epochs=epochs, lr=0.01), env / "runs", data_dir=str(tiny_tree)),
                         ("done", "failed"), 90) == "done"
     table = open_app("dashboard/runs_page.py").dataframe[0].value
     assert sorted(table["epochs done"]) == [1, 3] and table["training time (s)"].dtype.kind == "f"
@@ -252,7 +245,7 @@ def test_the_tutorial_page_walks_the_five_steps_and_trains_a_run(env):
     normalised = at.dataframe[0].value["normalised"]
     assert all(-1 <= float(v.split(" … ")[0]) <= float(v.split(" … ")[1]) <= 1 for v in normalised)
     next(b for b in at.button if b.label.startswith("Train it fast")).click().run()
-    runs = list_runs(env)
+    runs = list_runs(env / "runs")
     assert len(runs) == 1 and at.session_state["tutorial_run"] == runs[0].id  # an ordinary run
     assert wait_for(runs[0], ("done", "failed"), 90) == "done"
     at.run()

@@ -15,13 +15,6 @@ from dashboard.common import literal
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, tiny_tree):
-    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
-    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
-    return tmp_path
-
-
-@pytest.fixture
 def finished_run(env, tiny_tree):
     run = start_training(TrainConfig(epochs=2, lr=0.01), env / "runs", data_dir=str(tiny_tree))
     assert wait_for(run, ("done", "failed"), 90) == "done"

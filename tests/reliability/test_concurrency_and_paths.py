@@ -16,11 +16,10 @@ LONG = TrainConfig(epochs=500, lr=0.01, log_interval=50)
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, tiny_tree):
-    monkeypatch.setenv("CIFAR_DATA", str(tiny_tree))
-    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("CIFAR_MODELS", str(tmp_path / "models"))
-    return tmp_path
+def env(env, monkeypatch):
+    """conftest's env, with a models folder of its own (these tests put files there)."""
+    monkeypatch.setenv("CIFAR_MODELS", str(env / "models"))
+    return env
 
 
 def test_two_runs_started_at_once_get_two_directories_and_stopping_one_spares_the_other(env, tiny_tree):
