@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from core.files import atomic_write
 from core.images import ImageError, load_for_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm"}
@@ -277,9 +278,7 @@ def _write_cache(cache_file: Path, dataset: Dataset) -> None:
             "classes": list(dataset.classes)}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-        torch.save(blob, tmp)
-        os.replace(tmp, cache_file)
+        atomic_write(cache_file, lambda f: torch.save(blob, f))
     except OSError:
         pass  # a read-only place only costs the next load its decode time
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from core.data import DataConfig, Dataset, Split, cache_dir
 from core.evaluate import EvalResult, evaluate, from_logits
-from core.runs import atomic_write
+from core.files import atomic_write
 
 FORMAT = 1
 FOLDER = "evaluations"

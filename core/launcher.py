@@ -15,8 +15,9 @@ from pathlib import Path
 
 from core.config import TrainConfig
 from core.events import ACTIVE_STATES, last_status
+from core.files import atomic_write_json
 from core.processes import ask_to_stop
-from core.runs import LAUNCH_FILE, Run, atomic_write_json, new_run_id
+from core.runs import LAUNCH_FILE, Run, new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,28 +23,11 @@ import torch
 
 from core.checkpoints import CheckpointError
 from core.events import ACTIVE_STATES, FINAL_STATES, last_status
+from core.files import atomic_write, atomic_write_json
 from core.processes import trainer_alive
 
 RESERVED_GRACE_S = 10.0  # an empty run directory younger than this is still being started
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(file)` on a temporary file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_json(path: Path, data) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
 def new_run_id() -> str:
