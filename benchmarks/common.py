@@ -1,6 +1,7 @@
 """What several benchmarks (and the tests' fixtures) share: the project root, a served app, a Chromium."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -55,3 +56,22 @@ def serve_app(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
             proc.kill()
             raise AssertionError("streamlit did not come up")
         time.sleep(0.3)
+
+
+CLI = (sys.executable, "-m", "core")
+
+
+def train_command(run_dir: Path, *args: str, launcher: tuple[str, ...] | list[str] = CLI) -> list[str]:
+    """`python -m core train` into `run_dir` as a user types it (no download, no progress bar), with `args`;
+    `launcher` replaces `python -m core` (torchrun's, or main() under another exit)."""
+    return [*launcher, "train", "--run-dir", str(run_dir), "--no-download", "--no-progress", *args]
+
+
+def run_figures(run_dir: Path) -> dict:
+    """A finished run's metrics.json, with `images_per_s` (images trained on / training seconds) added."""
+    from core.events import STEP, of_type
+    from core.runs import Run
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    steps = of_type(Run(run_dir).events(), STEP)
+    return {**metrics, "images_per_s": steps[-1]["images_seen"] / metrics["train_seconds"] if steps else None}

@@ -11,34 +11,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, run_figures, train_command
 from core.config import PRESETS, with_overrides
-from core.events import STEP, of_type
 from core.launcher import start_training, train_args
 from core.runs import Run
 
 
-def images_per_s(run: Run) -> float:
-    metrics = json.loads(run.metrics_file.read_text())
-    steps = of_type(run.events(), STEP)
-    return steps[-1]["images_seen"] / metrics["train_seconds"]
-
-
 def cli_run(config, data_dir: str, runs: Path) -> float:
     run_dir = runs / f"cli-{time.time_ns()}"
-    subprocess.run([sys.executable, "-m", "core", "train", "--run-dir", str(run_dir), "--no-progress", "--no-download",
-                    "--data-dir", data_dir, *train_args(config)], cwd=ROOT, check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return images_per_s(Run(run_dir))
+    subprocess.run(train_command(run_dir, "--data-dir", data_dir, *train_args(config)), cwd=ROOT, check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return run_figures(run_dir)["images_per_s"]
 
 
 def dashboard_run(config, data_dir: str, runs: Path) -> tuple[float, list[float]]:
@@ -56,7 +46,7 @@ def dashboard_run(config, data_dir: str, runs: Path) -> tuple[float, list[float]
         ticks.append(time.perf_counter() - start)
         time.sleep(max(0.0, 1.0 - ticks[-1]))
     assert run.state() == "done", run.failure_message()
-    return images_per_s(run), ticks
+    return run_figures(run.path)["images_per_s"], ticks
 
 
 def main() -> None:

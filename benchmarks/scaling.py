@@ -10,32 +10,28 @@ each); on a GPU machine pass --device cuda and one process per GPU (NCCL).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT
-from core.events import STEP, of_type
-from core.runs import Run
+from benchmarks.common import CLI, ROOT, run_figures, train_command
 
 
 def run(processes: int, args, tmp: Path) -> tuple[float, float]:
     run_dir = tmp / f"p{processes}"
-    prefix = [sys.executable, "-m", "core"] if processes == 1 else \
+    launcher = CLI if processes == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", "core"]
     threads = max(1, (os.cpu_count() or 1) // processes) if args.device == "cpu" else None
     env = {**os.environ, "PYTHONPATH": str(ROOT), **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-    subprocess.run([*prefix, "train", "--run-dir", str(run_dir), "--data-dir", args.data_dir, "--epochs", "1",
-                    "--batch-size", str(args.batch_size), "--lr", "0.05", "--device", args.device,
-                    "--model", args.model, "--no-download", "--no-progress",
-                    *(["--threads", str(threads)] if threads else [])],
+    subprocess.run(train_command(run_dir, "--data-dir", args.data_dir, "--epochs", "1",
+                                 "--batch-size", str(args.batch_size), "--lr", "0.05", "--device", args.device,
+                                 "--model", args.model, *(["--threads", str(threads)] if threads else []),
+                                 launcher=launcher),
                    cwd=ROOT, env=env, check=True, capture_output=True)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    steps = of_type(Run(run_dir).events(), STEP)
-    return steps[-1]["images_seen"] / metrics["train_seconds"], 100 * metrics["accuracy"]
+    figures = run_figures(run_dir)
+    return figures["images_per_s"], 100 * figures["accuracy"]
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, real_cifar_dir
+from benchmarks.common import CLI, ROOT, real_cifar_dir, train_command
 
 NORMAL_EXIT = "import sys; from core.cli import main; sys.exit(main())"  # the interpreter tears torch down
 
@@ -31,8 +31,7 @@ def timed(command: list[str]) -> float:
 
 def train_round(data: Path, tmp: Path, how: list[str]) -> tuple[float, float]:
     run_dir = tmp / f"run-{time.monotonic_ns()}"
-    whole = timed([*how, "train", "--preset", "fast", "--data-dir", str(data), "--no-download", "--no-progress",
-                   "--run-dir", str(run_dir)])
+    whole = timed(train_command(run_dir, "--preset", "fast", "--data-dir", str(data), launcher=how))
     return whole, json.loads((run_dir / "metrics.json").read_text())["train_seconds"]
 
 
@@ -54,7 +53,7 @@ def main() -> None:
     data = real_cifar_dir()
     if data is None:
         raise SystemExit("No CIFAR-10 here: extract ../shared/data/cifar-10-python.tar.gz into ./data")
-    now, before = [sys.executable, "-m", "core"], [sys.executable, "-c", NORMAL_EXIT]
+    now, before = list(CLI), [sys.executable, "-c", NORMAL_EXIT]
     photo = ["predict", str(ROOT / "models" / "default.pth"), str(ROOT / "photos" / "chelsea.jpg")]
     figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

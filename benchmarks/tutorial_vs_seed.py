@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, train_command
 from core.data import find_source
 
 TRAIN_IMAGES = 50_000  # per epoch: the benchmarks run on CIFAR-10's training set
@@ -62,8 +62,8 @@ def run_ours(data_dir: Path, extra: list[str], preset: str = "tutorial") -> dict
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         start = time.perf_counter()
-        _, peak = run_measured([sys.executable, "-m", "core", "train", "--preset", preset, "--data-dir", str(data_dir),
-                                "--run-dir", str(run_dir), "--no-download", "--no-progress", *extra], cwd=ROOT, env=env)
+        _, peak = run_measured(train_command(run_dir, "--preset", preset, "--data-dir", str(data_dir), *extra),
+                               cwd=ROOT, env=env)
         wall = time.perf_counter() - start
         metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"train_s": metrics["train_seconds"], "accuracy": 100 * metrics["accuracy"], "wall_s": wall,
