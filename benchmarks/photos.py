@@ -26,7 +26,7 @@ from core import ood
 from core.calibration import reliability
 from core.checkpoints import LoadedModel, load_model
 from core.data import DataConfig, DataError, first_of_each_class, load_dataset
-from core.evaluate import tta_logits
+from core.evaluate import logits_of
 from core.images import FRAMINGS, enlarge, load_for_model, open_image, to_uint8_tensor
 from core.interpret import saliency
 
@@ -85,8 +85,7 @@ def _wide_photos(images: torch.Tensor, kind: str) -> list[Image.Image]:
 
 @torch.inference_mode()
 def logits(loaded: LoadedModel, images: torch.Tensor) -> torch.Tensor:
-    normalize = loaded.normalizer()
-    return torch.cat([tta_logits(loaded.model, normalize(b), loaded.tta).float() for b in images.split(500)])
+    return logits_of(loaded.model, images, loaded.normalizer(), loaded.tta)
 
 
 def accuracy(loaded: LoadedModel, images: torch.Tensor, labels: torch.Tensor) -> float:

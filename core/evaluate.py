@@ -69,13 +69,22 @@ def tta_logits(model: nn.Module, inputs: torch.Tensor, tta: str = "none") -> tor
 
 
 @torch.inference_mode()
+def logits_of(model: nn.Module, images: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
+              tta: str = "none", batch_size: int = 1000) -> torch.Tensor:
+    """[N, classes] float logits of uint8 `images` (on the model's device), averaged over the views `tta`,
+    `batch_size` images' views at a time, on a private eval-mode view (the caller's model, shared or training,
+    is never switched)."""
+    model = private_view(model)
+    per_call = max(1, batch_size // VIEWS.get(tta, 1))  # the views of a batch go through the model together
+    return torch.cat([tta_logits(model, normalize(batch), tta).float() for batch in images.split(per_call)])
+
+
+@torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, normalize: Callable[[torch.Tensor], torch.Tensor],
              batch_size: int = 1000, num_classes: int | None = None, tta: str = "none") -> EvalResult:
     """Predictions, probabilities and confusion matrix of `model` on `split` (already on its device),
     with test-time augmentation `tta` (see `tta_logits`)."""
-    model = private_view(model)  # eval mode without switching the caller's model (shared, or training)
-    per_call = max(1, batch_size // VIEWS.get(tta, 1))  # the views of a batch go through the model together
-    logits = torch.cat([tta_logits(model, normalize(images), tta).float() for images in split.images.split(per_call)])
+    logits = logits_of(model, split.images, normalize, tta, batch_size)
     return from_logits(logits, split.labels, num_classes or logits.shape[1])
 
 
