@@ -77,8 +77,10 @@ class Room:
     browsers_cpu: float  # and the browsers
 
 
-async def room(url: str, sessions: int, photo: Path, timeout_s: float, server_pid: int | None = None) -> Room:
-    """`sessions` visitors open the page; once every page has loaded and gone quiet, all upload at once."""
+async def room(url: str, sessions: int, photo: Path, timeout_s: float, server_pid: int | None = None,
+               settle: bool = True) -> Room:
+    """`sessions` visitors open the page; once every page has loaded (and, with `settle`, the browsers have gone
+    quiet), all upload at once."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -90,7 +92,8 @@ async def room(url: str, sessions: int, photo: Path, timeout_s: float, server_pi
             await asyncio.sleep(0.5)
             if sum(1 for t in tasks if t.done()) + await _ready(browser) >= sessions:
                 break
-        await _settled(deadline)
+        if settle:
+            await _settled(deadline)
         server, browsers, now = cpu_s(server_pid), browsers_cpu_s(), time.perf_counter()
         start.set()
         results = await asyncio.gather(*tasks)

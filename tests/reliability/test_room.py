@@ -13,5 +13,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed 
 
 def test_five_sessions_uploading_at_once_are_all_answered(server):
     url, _ = server
-    measured = asyncio.run(room(url, 5, ROOT / "photos" / "chelsea.jpg", timeout_s=150))
+    # uploads while pages may still be loading: harsher than the benchmark's settled room, and no wait for quiet
+    measured = asyncio.run(room(url, 5, ROOT / "photos" / "chelsea.jpg", timeout_s=150, settle=False))
     assert [kind for kind, _ in measured.results] == ["answered"] * 5, measured.results
