@@ -274,7 +274,8 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
                           prediction, probability_figure(loaded.classes, prediction.probabilities))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+# ~1 MB an entry (the 512-pixel picture as pixels, the maps, the figure): 64 bound it to tens of MB
+@st.cache_data(max_entries=64, show_spinner=False)
 def _shared_classification(model_key: tuple, content: bytes, framing: str, with_map: bool,
                            _loaded) -> Classification:
     return classification(_loaded, content, framing, with_map)
