@@ -1,11 +1,11 @@
-"""The data pipeline: find a source, decode it once into uint8 tensors, cache, batch on the device.
+"""The data: find a source, decode it once into uint8 tensors, cache them, hold out a validation split.
 
 Sources (detected from what is in the data directory or one folder below it):
   * torchvision's CIFAR-10 (`cifar-10-batches-py/`), downloaded when nothing is found;
   * any class-per-folder tree `train/<class>/*` + `test/<class>/*` (class names from the folders).
 
 Per-sample PIL transforms are what make the tutorial slow, so images are decoded once into
-`[N,3,32,32]` uint8 and every later step (normalise, augment) runs batched on the device.
+`[N,3,32,32]` uint8 and every later step (normalise, augment: core/transforms.py) runs batched on the device.
 """
 from __future__ import annotations
 
