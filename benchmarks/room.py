@@ -24,6 +24,7 @@ from benchmarks.common import CHROMIUM_ARGS, ROOT, chromium_path, real_cifar_dir
 
 RESULT = "Prediction:"  # the probability chart's title
 EXCEPTION = "[data-testid='stException']"
+IDLE = "[data-testid='stStatusWidget']"  # shown while the script runs
 
 
 def cpu_s(pid: int | None) -> float:
@@ -64,6 +65,8 @@ async def _session(browser, url: str, photo: Path, start: asyncio.Event, timeout
         outcome = page.locator(EXCEPTION).or_(page.get_by_text(RESULT))
         await outcome.first.wait_for(timeout=timeout_s * 1000)
         took = time.perf_counter() - began
+        # the rest of the page (the results table) after the chart: an exception there counts too
+        await page.wait_for_function(f"!document.querySelector({IDLE!r})", timeout=timeout_s * 1000)
         return ("exception" if await page.locator(EXCEPTION).count() else "answered"), took
     except Exception as exc:  # noqa: BLE001 - a session that times out or breaks is counted, not fatal
         return f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}", float("nan")
