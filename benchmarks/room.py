@@ -52,13 +52,16 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-async def _session(browser, url: str, photo: Path, start: asyncio.Event, timeout_s: float) -> tuple[str, float]:
-    """One visitor: opens the page, waits for the room's signal, uploads, waits for a result or an exception."""
+async def _session(browser, url: str, photo: Path, opened: list, start: asyncio.Event,
+                   timeout_s: float) -> tuple[str, float]:
+    """One visitor: opens the page (then says so in `opened`), waits for the room's signal, uploads, waits for a
+    result or an exception."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1200})
     try:
         page = await context.new_page()
         await page.goto(f"{url}/classify_page?model=default", timeout=timeout_s * 1000)
         await page.get_by_text("Classifying with").wait_for(timeout=timeout_s * 1000)
+        opened.append(page)
         await start.wait()
         began = time.perf_counter()
         await page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(photo))
@@ -88,13 +91,13 @@ async def room(url: str, sessions: int, photo: Path, timeout_s: float, server_pi
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        start = asyncio.Event()
-        tasks = [asyncio.create_task(_session(browser, url, photo, start, timeout_s)) for _ in range(sessions)]
+        start, opened = asyncio.Event(), []
+        tasks = [asyncio.create_task(_session(browser, url, photo, opened, start, timeout_s))
+                 for _ in range(sessions)]
         deadline = time.time() + timeout_s
-        while time.time() < deadline:
+        # every page open (or its session already failed) before anyone uploads
+        while time.time() < deadline and len(opened) + sum(t.done() for t in tasks) < sessions:
             await asyncio.sleep(0.5)
-            if sum(1 for t in tasks if t.done()) + await _ready(browser) >= sessions:
-                break
         if settle:
             await _settled(deadline)
         server, browsers, now = cpu_s(server_pid), browsers_cpu_s(), time.perf_counter()
@@ -114,18 +117,6 @@ async def _settled(deadline: float, quiet: float = 0.25) -> None:
         await asyncio.sleep(1)
         if browsers_cpu_s() - before < quiet:
             return
-
-
-async def _ready(browser) -> int:
-    """How many pages show the Classify page's caption (the upload box is there)."""
-    count = 0
-    for context in browser.contexts:
-        for page in context.pages:
-            try:
-                count += await page.get_by_text("Classifying with").count() > 0
-            except Exception:  # noqa: BLE001 - a page still navigating counts as not ready
-                pass
-    return count
 
 
 def summary(n: int, measured: Room, before: float, after: float) -> str:

@@ -10,7 +10,6 @@ it was before); `predict` of one photo both ways; and the parts: Python with `im
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import CLI, ROOT, real_cifar_dir, train_command
+from benchmarks.common import CLI, ROOT, real_cifar_dir, run_figures, train_command
 
 NORMAL_EXIT = "import sys; from core.cli import main; sys.exit(main())"  # the interpreter tears torch down
 
@@ -32,7 +31,7 @@ def timed(command: list[str]) -> float:
 def train_round(data: Path, tmp: Path, how: list[str]) -> tuple[float, float]:
     run_dir = tmp / f"run-{time.monotonic_ns()}"
     whole = timed(train_command(run_dir, "--preset", "fast", "--data-dir", str(data), launcher=how))
-    return whole, json.loads((run_dir / "metrics.json").read_text())["train_seconds"]
+    return whole, run_figures(run_dir)["train_seconds"]
 
 
 def part(code: str) -> tuple[float, float]:
