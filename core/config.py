@@ -106,6 +106,13 @@ class TrainConfig:
     cutout: int = setting(0, "Cutout (pixels)", "a random square of this side blanked in each training image "
                           "(airbench96: 12); 0: off; 0–24", valid=lambda v: 0 <= v <= 24,
                           message="must be between 0 and 24 pixels (0 turns it off)", advanced=True)
+    outlier_exposure: float = setting(0.0, "Outlier exposure (weight)", "each batch also gets an eighth as many "
+                                      "images that are none of the classes (photo crops, textures, noise: "
+                                      "core/outliers.py), and this weight times the cross-entropy from the uniform "
+                                      "distribution to their prediction joins the loss (Hendrycks et al. 2019: 0.5); "
+                                      "0: off; 0–5", valid=_finite_in(0, 5),
+                                      message="must be between 0 and 5 (0 turns it off)", advanced=True, step=0.1,
+                                      format="%.2f")
     norm_lr_scale: float = setting(1.0, "Norm lr scale", "learning-rate multiplier for BatchNorm scales and biases "
                                    "(airbench uses 64); above 0", valid=_finite_in(0, 1000, low_open=True),
                                    message="must be above 0 and at most 1000", advanced=True, step=1.0, format="%.1f")

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from core import events, ood
+from core import events, ood, outliers
 from core.averaging import NoAverage, WeightAverage
 from core.calibration import calibration_figures
 from core.config import TrainConfig
@@ -199,7 +199,10 @@ class _Training:
             self.model = torch.compile(self.model)
         # entering even a disabled autocast costs a few microseconds a step, noticeable at batch 4
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.criterion = (outliers.OutlierExposureLoss(config.outlier_exposure, config.label_smoothing)
+                          if config.outlier_exposure else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
+        # the same pool for the same seed, so a resumed run draws the same outliers
+        self.outliers = outliers.training_outliers(seed=config.seed).to(device) if config.outlier_exposure else None
         self.optimizer = optimizer_for(self.raw_model, config)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
         self.augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + world.rank)
@@ -269,9 +272,7 @@ class _Training:
         for i in range(first, self.steps_per_epoch):
             if self._stop_requested(i, should_stop):
                 return i
-            idx = world.shard(batches[i])
-            images = augmented(train_set.images[idx], config, self.augment_gen)
-            inputs, labels = self.normalize(images), train_set.labels[idx]
+            inputs, labels = self.batch(world.shard(batches[i]))
             lr = lr_at(config, epoch * self.steps_per_epoch + i, self.total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)  # checkpoints from before lr_scale lack it
@@ -288,6 +289,18 @@ class _Training:
             self.window_steps += 1
             self._report(epoch, i, on_event)
         return None
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's inputs and labels for these training images, augmented, with outliers (label -1) drawn
+        from the run's pool appended when it trains with outlier exposure."""
+        images, labels = self.train_set.images[idx], self.train_set.labels[idx]
+        if self.outliers is not None:
+            gen = self.augment_gen
+            pick = torch.randint(len(self.outliers), (outliers.count_for(len(idx)),), generator=gen,
+                                 device=gen.device).to(self.device)
+            images = torch.cat([images, self.outliers[pick]])
+            labels = torch.cat([labels, labels.new_full((len(pick),), -1)])
+        return self.normalize(augmented(images, self.config, self.augment_gen)), labels
 
     def _open_window(self) -> None:
         self.window_loss = torch.zeros((), device=self.device)

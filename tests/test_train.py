@@ -79,6 +79,7 @@ def test_same_seed_gives_the_same_run_on_cpu(dataset):
     ({"augment": True}, (1, 4)),
     ({"augment": True, "zoom": 0.3, "jitter": 0.5}, (1, 4)),  # the photo augmentations draw from the same generator
     ({"val_images": 6}, (1, 5)),  # 30 images left to train on: 8 steps an epoch; the same 30 on resume
+    ({"augment": True, "outlier_exposure": 0.5}, (1, 4)),  # the outliers are drawn from the same generator too
 ])
 def test_stop_then_resume_continues_exactly(dataset, overrides, stopped_at):
     config = TrainConfig(**{**TINY.to_dict(), **overrides})
