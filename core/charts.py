@@ -149,6 +149,23 @@ def probability_figure(classes: list[str], probabilities: list[float]) -> go.Fig
     return fig
 
 
+def familiarity_gauge(score: float, flag_below: float, unsure_below: float | None, number: str = "ten") -> go.Figure:
+    """The "none of the ten" score on a small gauge: red below `flag_below` (none of the classes), amber up to
+    `unsure_below` (not sure; absent for a two-answer model), green above (one of them), the score as the bar."""
+    top = unsure_below if unsure_below is not None else flag_below
+    span = max(top - flag_below, 1.0)
+    low, high = min(score, flag_below) - span, max(score, top) + span
+    steps = [{"range": [low, flag_below], "color": "#f4c7c3"}, {"range": [top, high], "color": "#c8e6c9"}]
+    if unsure_below is not None:
+        steps.insert(1, {"range": [flag_below, unsure_below], "color": "#ffe0b2"})
+    fig = go.Figure(go.Indicator(mode="gauge+number", value=score, number={"valueformat": ".2f"},
+                                 gauge={"shape": "bullet", "axis": {"range": [low, high]}, "steps": steps,
+                                        "bar": {"color": "#424242", "thickness": 0.35}}))
+    fig.update_layout(title={"text": f"Looks like one of the {number}? (score)", "font": {"size": 13}},
+                      height=110, margin=dict(l=20, r=20, t=36, b=20))
+    return fig
+
+
 def accuracy_vs_time_figure(labels: list[str], seconds: list[float], accuracies: list[float],
                             targets: dict[str, float] | None = None) -> go.Figure:
     """Final test accuracy (%) against training time, one labelled point per run; time on a log axis

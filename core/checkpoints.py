@@ -81,6 +81,7 @@ class LoadedModel:
     card: dict = field(default_factory=dict)  # the model card beside the file (test_accuracy, date, ...), if any
     temperature: float = 1.0  # fitted on its run's validation images (core/calibration.py); 1: none was
     ood_threshold: float | None = None  # core.ood's threshold, set on the same images; None: none was
+    ood_unsure_below: float | None = None  # the top of core.ood.band's "not sure" band; None: two answers
 
     @property
     def cam_layer(self) -> str | None:
@@ -94,7 +95,7 @@ class LoadedModel:
         """Its predictions for [B,3,32,32] uint8 images on the CPU: its normalisation, its test-time views,
         its temperature and its "none of the ten" threshold."""
         return predict(self.model, images, self.normalizer(), tta=self.tta, temperature=self.temperature,
-                       threshold=self.ood_threshold)
+                       threshold=self.ood_threshold, unsure_below=self.ood_unsure_below)
 
 
 def _metadata(path: Path) -> dict:
@@ -114,7 +115,8 @@ def _metadata(path: Path) -> dict:
                 # a card's own "tta" (how the model is served) wins over the one it was trained with
                 "tta": data.get("tta") or train.get("tta"), "card": card, "temperature": fitted.get("temperature"),
                 # a threshold is only meaningful for the score it was set on
-                "ood_threshold": fitted.get("ood_threshold") if fitted.get("ood_score") == ood.SCORE else None}
+                **{key: fitted.get(key) if fitted.get("ood_score") == ood.SCORE else None
+                   for key in ("ood_threshold", "ood_unsure_below")}}
     return {}
 
 
@@ -152,8 +154,12 @@ def load_model(target: str | Path | bytes, num_classes: int | None = None, name:
     model = model.to(memory_format=torch.channels_last).eval()
     temperature = meta.get("temperature")
     temperature = float(temperature) if _number(temperature) and 0 < temperature < 100 else 1.0
-    threshold = float(meta["ood_threshold"]) if _number(meta.get("ood_threshold")) else None
-    return LoadedModel(model, name, list(classes), path, tta, meta.get("card") or {}, temperature, threshold)
+    threshold, unsure_below = (float(meta[k]) if _number(meta.get(k)) else None
+                               for k in ("ood_threshold", "ood_unsure_below"))
+    if threshold is None or unsure_below is None or unsure_below < threshold:
+        unsure_below = None  # a band needs both ends, in order
+    return LoadedModel(model, name, list(classes), path, tta, meta.get("card") or {}, temperature, threshold,
+                       unsure_below)
 
 
 def _number(value) -> bool:

@@ -264,7 +264,8 @@ def cmd_predict(args) -> int:
             continue
         prediction = loaded.predict(images)[0]
         shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(prediction.probabilities, loaded.classes, args.top))
-        print(f"{name}: {shown}; {ood.verdict(prediction.familiarity, loaded.ood_threshold, len(loaded.classes))}")
+        said = ood.verdict(prediction.familiarity, loaded.ood_threshold, len(loaded.classes), loaded.ood_unsure_below)
+        print(f"{name}: {shown}; {said}")
     return 1 if failed else 0
 
 

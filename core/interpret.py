@@ -55,19 +55,21 @@ class Prediction:
     top: int  # index of the most likely class
     familiarity: float  # core.ood's score: higher = more like the training images
     unfamiliar: bool | None = None  # familiarity below the model's threshold: "none of the ten"; None: no threshold
+    answer: str | None = None  # core.ood.answer: one of the classes, not sure, none of them; None: no threshold
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: str = "none",
-            temperature: float = 1.0, threshold: float | None = None) -> list[Prediction]:
+            temperature: float = 1.0, threshold: float | None = None,
+            unsure_below: float | None = None) -> list[Prediction]:
     """[B,3,32,32] uint8 -> one Prediction per image, averaged over the test-time views `tta`, with the
     model's fitted `temperature` applied (the same top class; honest probabilities) and, given the model's
-    `threshold`, whether the image looks like none of its classes."""
+    `threshold` (and `unsure_below`), whether the image looks like one of its classes, none, or is in between."""
     logits = tta_logits(private_view(model), normalize(images), tta).float().cpu()
     probabilities = torch.softmax(logits / temperature, 1)
     scores = ood.familiarity(logits, temperature)
-    return [Prediction(p.tolist(), int(p.argmax()), float(s), None if threshold is None else bool(s < threshold))
-            for p, s in zip(probabilities, scores)]
+    return [Prediction(p.tolist(), int(p.argmax()), float(s), None if threshold is None else bool(s < threshold),
+                       ood.answer(float(s), threshold, unsure_below)) for p, s in zip(probabilities, scores)]
 
 
 def top_k(probabilities: list[float], classes: list[str], k: int = 3) -> list[tuple[str, float]]:

@@ -41,13 +41,40 @@ def figures(validation_logits: torch.Tensor, temperature: float) -> dict:
     return {"ood_score": SCORE, "ood_threshold": threshold(familiarity(validation_logits, temperature))}
 
 
-def verdict(score: float, threshold: float | None, classes: int) -> str:
-    """The one line shown beside a prediction: whether the image looks like any of the classes, with the score."""
+def band(flag_below: float, clean_scores: torch.Tensor, shifted_scores: torch.Tensor, keep: float = KEEP) -> dict:
+    """The three-way verdict's two thresholds, from held-out images of the classes: clean ones and the same under
+    photo-like shifts (zoom, JPEG, blur, exposure, colour). Below `ood_threshold` an image is "none of the ten";
+    it is set so that at most 1 − `keep` of the shifted images *and* of the clean ones (and of the run's own
+    `flag_below` rule) fall there, since a real photo is shifted and must not be rejected for it. Between it and
+    `ood_unsure_below`, where the clean images' own 1 − `keep` lies, the answer is "not sure"."""
+    clean, shifted = threshold(clean_scores, keep), threshold(shifted_scores, keep)
+    return {"ood_threshold": min(flag_below, clean, shifted), "ood_unsure_below": max(flag_below, clean, shifted)}
+
+
+FAMILIAR, UNSURE, UNFAMILIAR = "one of the classes", "not sure", "none of the classes"
+
+
+def answer(score: float, threshold: float | None, unsure_below: float | None = None) -> str | None:
+    """FAMILIAR, UNSURE or UNFAMILIAR for a score; None without a threshold. Without a band (`unsure_below`),
+    two answers."""
     if threshold is None:
-        return f"{SCORE} score {score:.2f} (this model has no threshold: train it with validation images)"
-    number = {10: "ten"}.get(classes, str(classes))
+        return None
     if score < threshold:
+        return UNFAMILIAR
+    return UNSURE if unsure_below is not None and score < unsure_below else FAMILIAR
+
+
+def verdict(score: float, threshold: float | None, classes: int, unsure_below: float | None = None) -> str:
+    """The one line shown beside a prediction: whether the image looks like any of the classes, with the score."""
+    number = {10: "ten"}.get(classes, str(classes))
+    said = answer(score, threshold, unsure_below)
+    if said is None:
+        return f"{SCORE} score {score:.2f} (this model has no threshold: train it with validation images)"
+    if said == UNFAMILIAR:
         return f"this doesn't look like any of the {number} classes ({SCORE} score {score:.2f}, below {threshold:.2f})"
+    if said == UNSURE:
+        return (f"not sure this is one of the {number} classes ({SCORE} score {score:.2f}: between {threshold:.2f}, "
+                f"below which it is none of them, and {unsure_below:.2f}, above which it is one of them)")
     return f"looks like one of the {number} classes ({SCORE} score {score:.2f}, threshold {threshold:.2f})"
 
 

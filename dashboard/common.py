@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from core import ood
-from core.charts import probability_figure
+from core.charts import familiarity_gauge, probability_figure
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
 from core.events import ACTIVE_STATES
@@ -257,6 +257,7 @@ class Classification:
     evidence: Image.Image | None  # the Grad-CAM overlay, enlarged; None when not asked for
     prediction: Prediction
     figure: go.Figure
+    gauge: go.Figure | None = None  # the "none of the ten" score and its band; None when the model has no threshold
 
 
 def classification(loaded, content, framing: str, with_map: bool) -> Classification:
@@ -270,8 +271,11 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
     prediction = loaded.predict(tensor.unsqueeze(0))[0]
     heat = saliency(loaded.model, tensor, loaded.normalizer(), target=prediction.top,
                     layer=loaded.cam_layer) if with_map else None
+    gauge = (familiarity_gauge(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
+                               {10: "ten"}.get(len(loaded.classes), str(len(loaded.classes))))
+             if loaded.ood_threshold is not None and with_map else None)
     return Classification(original, enlarge(tensor, 4), None if heat is None else enlarge(overlay(tensor, heat), 4),
-                          prediction, probability_figure(loaded.classes, prediction.probabilities))
+                          prediction, probability_figure(loaded.classes, prediction.probabilities), gauge)
 
 
 # ~1 MB an entry (the 512-pixel picture as pixels, the maps, the figure): 64 bound it to tens of MB
@@ -298,19 +302,23 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
         st.error(f"**{literal(name)}**: {literal(str(exc).replace('the upload', 'this file'))}")
         return {"image": name, "prediction": "", "confidence": None, "top 3": f"error: {exc}"}
     result = shown.prediction
-    verdict = ood.verdict(result.familiarity, loaded.ood_threshold, len(loaded.classes))
-    if result.unfamiliar:
+    verdict = ood.verdict(result.familiarity, loaded.ood_threshold, len(loaded.classes), loaded.ood_unsure_below)
+    if result.answer == ood.UNFAMILIAR:
         st.warning(f"**{literal(name)}**: {literal(verdict)}. The model's closest guesses are still shown.",
                    icon=":material/help:")
+    elif result.answer == ood.UNSURE:
+        st.info(f"**{literal(name)}**: {literal(verdict)}. Treat its guess with care.", icon=":material/help:")
     cols = st.columns([2, 1, 3] if compact else [2, 1, 1, 3])
     cols[0].image(shown.original, caption=name, width="stretch")
     cols[1].image(shown.seen, caption="what the network sees (32×32)", width="stretch")
     if shown.evidence is not None:
         cols[2].image(shown.evidence, caption="where the evidence is (Grad-CAM)", width="stretch")
     cols[-1].plotly_chart(shown.figure, width="stretch", key=key)
-    if not result.unfamiliar:
+    if shown.gauge is not None:
+        cols[-1].plotly_chart(shown.gauge, width="stretch", key=f"{key}-gauge")
+    if result.answer in (None, ood.FAMILIAR):
         cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
     return {"image": name, "prediction": loaded.classes[result.top],
             "confidence": round(100 * result.probabilities[result.top], 2),
             "top 3": ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(result.probabilities, loaded.classes)),
-            "none of the classes": result.unfamiliar, "score": round(result.familiarity, 3)}
+            "none of the classes": result.unfamiliar, "verdict": result.answer, "score": round(result.familiarity, 3)}

@@ -7,6 +7,7 @@ from core.charts import (
     accuracy_figure,
     accuracy_vs_time_figure,
     class_counts_figure,
+    familiarity_gauge,
     loss_figure,
     smooth,
     thin,
@@ -62,3 +63,15 @@ def test_reliability_figure_draws_the_diagonal_and_one_line_per_curve():
     assert [t.name for t in fig.data] == ["perfectly calibrated", "as trained", "temperature 1.50"]
     assert list(fig.data[1].x) == pytest.approx([55, 95]) and list(fig.data[1].y) == pytest.approx([50, 70])
     assert fig.data[1].marker.size[1] > fig.data[1].marker.size[0]  # the fuller bin, the larger its marker
+
+
+def test_the_familiarity_gauge_shows_the_score_in_its_band():
+    fig = familiarity_gauge(3.0, 1.0, 2.0)
+    gauge = fig.data[0]
+    assert gauge.value == 3.0 and gauge.gauge.shape == "bullet"
+    ranges = [tuple(step.range) for step in gauge.gauge.steps]
+    assert ranges[1] == (1.0, 2.0) and ranges[0][1] == 1.0 and ranges[2][0] == 2.0  # none | not sure | one of them
+    assert ranges[0][0] <= 1.0 and ranges[2][1] >= 3.0  # the score is always on the axis
+    two = familiarity_gauge(-5.0, 1.0, None).data[0]  # a model without a band: two answers
+    assert len(two.gauge.steps) == 2 and two.gauge.axis.range[0] <= -5.0
+    assert "ten" in fig.layout.title.text

@@ -142,29 +142,37 @@ def test_a_malformed_model_card_leaves_the_classify_page_working(env, monkeypatc
     assert at.caption[0].value.startswith("Classifying with **Default model (shipped)**")
 
 
-@pytest.mark.parametrize("threshold, flagged", [(1e6, True), (-1e6, False)])
-def test_classify_says_when_a_photo_is_none_of_the_classes(env, monkeypatch, threshold, flagged):
+@pytest.mark.parametrize("threshold, unsure_below, said", [(1e6, None, ood.UNFAMILIAR), (-1e6, None, ood.FAMILIAR),
+                                                        (-1e6, 1e6, ood.UNSURE)])
+def test_classify_says_whether_a_photo_is_one_of_the_classes_none_or_not_sure(env, monkeypatch, threshold,
+                                                                               unsure_below, said):
     models = env / "models"
     models.mkdir()
     torch.save(Net().state_dict(), models / "default.pth")
-    (models / "default.json").write_text(json.dumps({"test_accuracy": 0.5, "temperature": 1.2,
-                                                     "ood_score": ood.SCORE, "ood_threshold": threshold}))
+    (models / "default.json").write_text(json.dumps({"test_accuracy": 0.5, "temperature": 1.2, "ood_score": ood.SCORE,
+                                                     "ood_threshold": threshold, "ood_unsure_below": unsure_below}))
     monkeypatch.setenv("CIFAR_MODELS", str(models))
     at = open_app("dashboard/classify_page.py")
     at.file_uploader[0].set_value([("coffee.jpg", (ood.PHOTOS / "coffee.jpg").read_bytes(), "image/jpeg")])
     at.run()
     assert not at.exception and not at.error
-    warnings = [w.value for w in at.warning]
-    assert bool(warnings) is flagged
-    if flagged:
+    warnings, infos = [w.value for w in at.warning], [i.value for i in at.info]
+    assert bool(warnings) is (said == ood.UNFAMILIAR)
+    if said == ood.UNFAMILIAR:
         assert literal("coffee.jpg") in warnings[0]
         assert literal("this doesn't look like any of the ten classes") in warnings[0]
+    elif said == ood.UNSURE:
+        assert any(literal("coffee.jpg") in i and literal("not sure this is one of the ten classes") in i
+                   for i in infos)
     else:
         assert any(c.value.startswith("Looks like one of the ten classes") for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1  # the top classes are shown either way
-    assert list(at.dataframe[0].value["none of the classes"]) == [flagged]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the top classes, and the score on its gauge, whatever the verdict
+    assert "Indicator" in charts[1].proto.spec or "indicator" in charts[1].proto.spec
+    assert list(at.dataframe[0].value["verdict"]) == [said]
+    assert list(at.dataframe[0].value["none of the classes"]) == [said == ood.UNFAMILIAR]
     at.radio[0].set_value("crop").run()  # the other framing classifies the same upload again
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert not at.exception and len(at.get("plotly_chart")) == 2
 
 
 @pytest.fixture

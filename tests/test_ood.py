@@ -66,7 +66,24 @@ def test_the_reference_outliers_are_photos_and_synthetic_images_and_always_the_s
     assert len({bytes(i.numpy()) for i in images}) > 0.9 * len(images)  # few duplicates (flat colours may repeat)
 
 
+def test_the_band_flags_at_most_one_in_twenty_shifted_images_and_leaves_the_rest_of_the_clean_tail_unsure():
+    clean = torch.arange(1000, dtype=torch.float64)  # scores of held-out images of the classes
+    shifted = clean - 300  # the same images under photo shifts score lower
+    band = ood.band(ood.threshold(clean), clean, shifted)
+    assert (shifted < band["ood_threshold"]).double().mean() <= 1 - ood.KEEP + 1e-9
+    assert band["ood_threshold"] == pytest.approx(ood.threshold(shifted))
+    assert band["ood_unsure_below"] == pytest.approx(ood.threshold(clean))  # the clean rule's threshold
+    # shifts that somehow score higher never move the flag above the clean rule's threshold
+    assert ood.band(ood.threshold(clean), clean, clean + 300)["ood_threshold"] == pytest.approx(ood.threshold(clean))
+    answers = [ood.answer(s, band["ood_threshold"], band["ood_unsure_below"]) for s in (-400.0, 0.0, 999.0)]
+    assert answers == [ood.UNFAMILIAR, ood.UNSURE, ood.FAMILIAR]
+    assert ood.answer(0.0, -1.0) == ood.FAMILIAR and ood.answer(0.0, None) is None  # two answers without a band
+
+
 def test_verdict_lines():
+    assert ood.verdict(1.5, 1.0, 10, 2.0).startswith("not sure this is one of the ten classes")
+    assert ood.verdict(0.5, 1.0, 10, 2.0).startswith("this doesn't look like any of the ten classes")
+    assert ood.verdict(2.5, 1.0, 10, 2.0).startswith("looks like one of the ten classes")
     assert ood.verdict(1.0, 2.0, 10).startswith("this doesn't look like any of the ten classes")
     assert ood.verdict(3.0, 2.0, 10).startswith("looks like one of the ten classes")
     assert "any of the 3 classes" in ood.verdict(1.0, 2.0, 3)
@@ -112,6 +129,13 @@ def test_a_loaded_model_flags_images_below_its_threshold(tmp_path):
         assert loaded.ood_threshold is None and loaded.predict(image)[0].unfamiliar is None
     prediction = loaded.predict(image)[0]
     assert math.isfinite(prediction.familiarity)
+    # a band: both ends, in order, or two answers
+    for unsure_below, band in ((1e6, 1e6), (-2e6, None), ("x", None)):
+        (tmp_path / "run" / "metrics.json").write_text(json.dumps({"ood_score": ood.SCORE, "ood_threshold": -1e6,
+                                                                   "ood_unsure_below": unsure_below}))
+        loaded = load_model(tmp_path / "run")
+        assert loaded.ood_unsure_below == band
+        assert loaded.predict(image)[0].answer == (ood.UNSURE if band else ood.FAMILIAR)
 
 
 def test_predict_prints_the_verdict(tmp_path):
@@ -122,5 +146,8 @@ def test_predict_prints_the_verdict(tmp_path):
     assert "this doesn't look like any of the ten classes" in out.stdout and out.stdout.count("%") == 3
     (run / "metrics.json").write_text(json.dumps({"ood_score": ood.SCORE, "ood_threshold": -1e6}))
     assert "looks like one of the ten classes" in cli("predict", run, tmp_path / "green.png").stdout
+    (run / "metrics.json").write_text(json.dumps({"ood_score": ood.SCORE, "ood_threshold": -1e6,
+                                                  "ood_unsure_below": 1e6}))
+    assert "not sure this is one of the ten classes" in cli("predict", run, tmp_path / "green.png").stdout
     bad = cli("predict", run, tmp_path / "green.png", "--framing", "stretch")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
