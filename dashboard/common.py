@@ -315,7 +315,7 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
         cols[2].image(shown.evidence, caption="where the evidence is (Grad-CAM)", width="stretch")
     cols[-1].plotly_chart(shown.figure, width="stretch", key=key)
     if shown.gauge is not None:
-        cols[-1].plotly_chart(shown.gauge, width="stretch", key=f"{key}-gauge")
+        cols[-1].plotly_chart(shown.gauge, width="stretch", key=f"gauge-{key}")
     if result.answer in (None, ood.FAMILIAR):
         cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
     return {"image": name, "prediction": loaded.classes[result.top],
