@@ -29,6 +29,7 @@ from core.data import DataConfig, DataError, first_of_each_class, load_dataset
 from core.evaluate import logits_of
 from core.images import FRAMINGS, enlarge, load_for_model, open_image, to_uint8_tensor
 from core.interpret import saliency
+from core.outliers import TRAINING_PHOTOS
 
 PHONE = (4032, 3024)  # a 12-megapixel phone photo
 
@@ -109,6 +110,23 @@ def phone_upload(loaded: LoadedModel, repeats: int = 21) -> float:
     return 1000 * statistics.median(times[1:])  # the first pays for one-time allocations
 
 
+def photo_answers(loaded: LoadedModel) -> dict:
+    """The sample photos that never trained (outlier exposure uses the others, core.outliers.TRAINING_PHOTOS) and
+    the cat, each in both framings: the top class and the three-way answer as `loaded` is served, and the shares of
+    "none of the ten" and "not sure" among the unrelated ones."""
+    kept = [p for p in ood.outlier_photos() if p.name not in TRAINING_PHOTOS] + [ood.PHOTOS / "chelsea.jpg"]
+    rows, answers = {}, []
+    for path in kept:
+        for framing in FRAMINGS:
+            p = loaded.predict(load_for_model(path, framing).unsqueeze(0))[0]
+            rows[f"{path.name} ({framing})"] = f"{loaded.classes[p.top]}: {p.answer} ({p.familiarity:.2f})"
+            if path.name not in ood.IN_CLASS_PHOTOS:
+                answers.append(p.answer)
+    return {"answers": rows, "unrelated_views": len(answers),
+            "unrelated_flagged": round(answers.count(ood.UNFAMILIAR) / len(answers), 4),
+            "unrelated_not_sure": round(answers.count(ood.UNSURE) / len(answers), 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="NAME=PATH (a run directory or a .pth)")
@@ -172,13 +190,18 @@ def main() -> None:
     row(f"  outliers flagged at its threshold, % ({ood.SCORE})",
         (at_threshold(n, m, outlier_logits[n]) for n, m in models.items()))
     row("  test images flagged, %", (at_threshold(n, m, test_logits[n]) for n, m in models.items()))
+    answered = {name: photo_answers(m) if m.ood_threshold is not None else None for name, m in models.items()}
+    for key, label in (("unrelated_flagged", "flagged"), ("unrelated_not_sure", "not sure")):
+        row(f"  photos of objects never trained, % {label}",
+            (f"{100 * a[key]:.0f}" if a else "–" for a in answered.values()))
     row("photos/chelsea.jpg (a cat)", [])
     for framing in FRAMINGS:
         image = load_for_model(ood.PHOTOS / "chelsea.jpg", framing).unsqueeze(0)
         verdicts = []
         for m in models.values():
             p = m.predict(image)[0]
-            verdicts.append(f"{m.classes[p.top]} {100 * p.probabilities[p.top]:.0f} %" + (" ?" if p.unfamiliar else ""))
+            mark = {ood.UNFAMILIAR: " ✗", ood.UNSURE: " ?"}.get(p.answer, "")
+            verdicts.append(f"{m.classes[p.top]} {100 * p.probabilities[p.top]:.0f} %{mark}")
         row(f"  {framing}", verdicts)
     row(f"phone photo {PHONE[0]}×{PHONE[1]} end to end, ms", (f"{phone_upload(m):.1f}" for m in models.values()))
 

@@ -64,9 +64,14 @@ def answer(score: float, threshold: float | None, unsure_below: float | None = N
     return UNSURE if unsure_below is not None and score < unsure_below else FAMILIAR
 
 
+def in_words(classes: int) -> str:
+    """"ten" for CIFAR-10's classes, the digits otherwise: "any of the ten classes", "any of the 11 classes"."""
+    return {10: "ten"}.get(classes, str(classes))
+
+
 def verdict(score: float, threshold: float | None, classes: int, unsure_below: float | None = None) -> str:
     """The one line shown beside a prediction: whether the image looks like any of the classes, with the score."""
-    number = {10: "ten"}.get(classes, str(classes))
+    number = in_words(classes)
     said = answer(score, threshold, unsure_below)
     if said is None:
         return f"{SCORE} score {score:.2f} (this model has no threshold: train it with validation images)"

@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PHOTOS = Path(__file__).resolve().parent.parent / "photos"
+from core.ood import PHOTOS
+
 # Textures, scans and scientific images (photos/README.md). The photos of things (astronaut, camera, coffee,
 # motorcycle, rocket, the clock) never train: they measure whether what was taught carries to real objects.
 TRAINING_PHOTOS = ("brick.jpg", "cell.jpg", "coins.jpg", "grass.jpg", "gravel.jpg", "hubble-deep-field.jpg",

@@ -272,7 +272,7 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
     heat = saliency(loaded.model, tensor, loaded.normalizer(), target=prediction.top,
                     layer=loaded.cam_layer) if with_map else None
     gauge = (familiarity_gauge(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
-                               {10: "ten"}.get(len(loaded.classes), str(len(loaded.classes))))
+                               ood.in_words(len(loaded.classes)))
              if loaded.ood_threshold is not None and with_map else None)
     return Classification(original, enlarge(tensor, 4), None if heat is None else enlarge(overlay(tensor, heat), 4),
                           prediction, probability_figure(loaded.classes, prediction.probabilities), gauge)

@@ -24,13 +24,12 @@ from pathlib import Path
 import torch
 
 from benchmarks import photos
-from core import ood, outliers
+from core import ood
 from core.calibration import calibration_figures
 from core.checkpoints import load_model
 from core.data import DataConfig, first_of_each_class, holdout, load_dataset
 from core.evaluate import TTA, evaluate
 from core.evaluations import SHIPPED, remembered_evaluate
-from core.images import FRAMINGS, load_for_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # The recipe of the shipped model: airbench's shape at width 64, 20 epochs, 2,000 training images held out to fit
@@ -45,22 +44,11 @@ RECIPE = ["--preset", "gpu", "--epochs", "30", "--val-images", "2000", "--outlie
 SERVED_TTA = "flip"
 
 
-def held_out_photos(loaded, served: dict) -> dict:
-    """The sample photos that never trained (outlier exposure used the others), each in both framings: the top
-    class and the three-way answer, and the shares of "none of the ten" and "not sure" among the unrelated ones."""
-    kept = [p for p in ood.outlier_photos() if p.name not in outliers.TRAINING_PHOTOS] + [ood.PHOTOS / "chelsea.jpg"]
-    rows, answers = {}, []
-    for path in kept:
-        for framing in FRAMINGS:
-            logits = photos.logits(loaded, load_for_model(path, framing).unsqueeze(0))
-            score = float(ood.familiarity(logits, served["temperature"])[0])
-            said = ood.answer(score, served["ood_threshold"], served["ood_unsure_below"])
-            rows[f"{path.name} ({framing})"] = f"{loaded.classes[int(logits.argmax())]}: {said} ({score:.2f})"
-            if path.name not in ood.IN_CLASS_PHOTOS:
-                answers.append(said)
-    return {"answers": rows, "unrelated_views": len(answers),
-            "unrelated_flagged": round(answers.count(ood.UNFAMILIAR) / len(answers), 4),
-            "unrelated_not_sure": round(answers.count(ood.UNSURE) / len(answers), 4)}
+def served_as(loaded, served: dict):
+    """`loaded` with the temperature and the band it is shipped with (a run's own metrics have only its threshold)."""
+    loaded.temperature, loaded.ood_threshold = served["temperature"], served["ood_threshold"]
+    loaded.ood_unsure_below = served["ood_unsure_below"]
+    return loaded
 
 
 def photo_figures(run_dir: Path, data_dir: str, served: dict, images: int = 2000) -> dict:
@@ -85,7 +73,7 @@ def photo_figures(run_dir: Path, data_dir: str, served: dict, images: int = 2000
         "test_images_not_sure": round(float(((familiar >= threshold) & (familiar < served["ood_unsure_below"]))
                                             .double().mean()), 4),
         "outliers": f"core.ood.outlier_images(): {len(outlier_logits)} images, from photos/ and synthetic",
-        "held_out_photos": held_out_photos(loaded, served),
+        "held_out_photos": photos.photo_answers(served_as(loaded, served)),
     }
 
 
