@@ -54,8 +54,12 @@ class Prediction:
     probabilities: list[float]  # per class, summing to 1
     top: int  # index of the most likely class
     familiarity: float  # core.ood's score: higher = more like the training images
-    unfamiliar: bool | None = None  # familiarity below the model's threshold: "none of the ten"; None: no threshold
     answer: str | None = None  # core.ood.answer: one of the classes, not sure, none of them; None: no threshold
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        """Below the model's threshold: "none of the ten"; None: the model has no threshold."""
+        return None if self.answer is None else self.answer == ood.UNFAMILIAR
 
 
 @torch.inference_mode()
@@ -68,8 +72,8 @@ def predict(model: nn.Module, images: torch.Tensor, normalize: Callable, tta: st
     logits = tta_logits(private_view(model), normalize(images), tta).float().cpu()
     probabilities = torch.softmax(logits / temperature, 1)
     scores = ood.familiarity(logits, temperature)
-    return [Prediction(p.tolist(), int(p.argmax()), float(s), None if threshold is None else bool(s < threshold),
-                       ood.answer(float(s), threshold, unsure_below)) for p, s in zip(probabilities, scores)]
+    return [Prediction(p.tolist(), int(p.argmax()), float(s), ood.answer(float(s), threshold, unsure_below))
+            for p, s in zip(probabilities, scores)]
 
 
 def top_k(probabilities: list[float], classes: list[str], k: int = 3) -> list[tuple[str, float]]:
