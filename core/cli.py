@@ -13,7 +13,7 @@ import traceback
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from core import events, ood
+from core import events, ood, snapshots
 from core.checkpoints import load_model
 from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
 from core.data import DataConfig, DataError, load_dataset
@@ -23,6 +23,7 @@ from core.evaluate import tutorial_lines
 from core.evaluations import SHIPPED, folder_for, remembered_evaluate
 from core.images import FRAMING, FRAMINGS, ImageError, load_for_model
 from core.interpret import top_k
+from core.replay import replay, replay_lines
 from core.runs import Run, new_run_id
 from core.train import Diverged, train
 
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--framing", choices=FRAMINGS, default=FRAMING,
                    help="what of a non-square picture the network sees: its centre square (crop) or all of it, "
                         f"padded to a square (whole); default: {FRAMING}")
+    p.add_argument("--replay", action="store_true",
+                   help="the learning replay: the top class and its probability at each of the model's weight "
+                        "snapshots, from the initial weights to the trained model")
 
     r = sub.add_parser("report", help="a finished run as one self-contained HTML file (opens offline)")
     r.add_argument("run", help="a run directory")
@@ -254,6 +258,10 @@ def cmd_predict(args) -> int:
     if args.top < 1:
         raise ConfigError({"top": "must be at least 1"})
     loaded = load_model(args.model)
+    kept = snapshots.load(snapshots.file_for(loaded.path)) if args.replay else None
+    if args.replay and kept is None:
+        raise snapshots.SnapshotError(f"{args.model} has no weight snapshots to replay (it was trained before runs "
+                                      "kept them, or with --snapshots 0); train a run to replay it")
     failed = 0
     for name in args.images:
         try:
@@ -261,6 +269,10 @@ def cmd_predict(args) -> int:
         except ImageError as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed += 1
+            continue
+        if args.replay:
+            print(f"{name}:")
+            print("\n".join("  " + line for line in replay_lines(replay(loaded, kept, images[0]), loaded.classes)))
             continue
         prediction = loaded.predict(images)[0]
         shown = ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(prediction.probabilities, loaded.classes, args.top))

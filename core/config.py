@@ -118,6 +118,10 @@ class TrainConfig:
                                    message="must be above 0 and at most 1000", advanced=True, step=1.0, format="%.1f")
     freeze_norm_scales: bool = setting(False, "Freeze norm scales", "BatchNorm scales stay 1; only their biases learn",
                                        advanced=True)
+    snapshots: int = setting(24, "Weight snapshots", "copies of the weights kept along training for the learning "
+                             "replay, log-spaced from the initial weights to the end, in half precision, at most "
+                             "25 MB in all (a wide model keeps fewer); 0: none; 0–64", valid=lambda v: 0 <= v <= 64,
+                             message="must be between 0 (none) and 64", advanced=True)
     val_images: int = setting(0, "Validation images", "training images held out to validate after each epoch: the "
                               "same class-balanced slice for every run with this number, so settings can be chosen "
                               "without the test set; 0: none (the tutorial); 0–25000",

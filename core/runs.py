@@ -5,6 +5,7 @@
     model.pth        plain state_dict
     checkpoint.pth   everything needed to resume
     metrics.json     final evaluation
+    snapshots.pt     the weights along training, for the learning replay (core/snapshots.py)
     train.log        the process's own output
 
 Replaced files are written to a temporary file and renamed, so a crash never leaves half a
@@ -52,6 +53,7 @@ class Run:
     model_file = property(lambda self: self.path / "model.pth")
     checkpoint_file = property(lambda self: self.path / "checkpoint.pth")
     metrics_file = property(lambda self: self.path / "metrics.json")
+    snapshots_file = property(lambda self: self.path / "snapshots.pt")
     log_file = property(lambda self: self.path / "train.log")
 
     @property
@@ -82,6 +84,8 @@ class Run:
         """checkpoint.pth for resuming, and model.pth (its weights alone) for everything else."""
         atomic_write(self.checkpoint_file, lambda f: torch.save(checkpoint, f))
         atomic_write(self.model_file, lambda f: torch.save(checkpoint["model"], f))
+        if "snapshots" in checkpoint:
+            atomic_write(self.snapshots_file, lambda f: torch.save(checkpoint["snapshots"], f))
 
     def remove_temporaries(self) -> None:
         """Temporary files a killed writer left behind (the files they were replacing are intact)."""

@@ -15,11 +15,11 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from core import events, ood, outliers
+from core import events, ood, outliers, snapshots
 from core.averaging import NoAverage, WeightAverage
 from core.calibration import calibration_figures
 from core.config import TrainConfig
-from core.data import DataConfig, DataError, Dataset, holdout
+from core.data import DataConfig, DataError, Dataset, Split, holdout
 from core.devices import device_name
 from core.distributed import SINGLE, World
 from core.evaluate import EvalResult, evaluate
@@ -210,7 +210,9 @@ class _Training:
         self.total_steps = self.steps_per_epoch * config.epochs
         self.event_every = _event_every(self.steps_per_epoch, config.log_interval)
         self.start_epoch, self.start_step, self.running_loss, self.train_seconds = 0, 0, 0.0, 0.0
+        self.window_start = time.perf_counter()  # each epoch opens its own window; a snapshot moves it on
         self.evaluation = self.validation = None
+        self._plan_snapshots(resume)
         if resume is not None:
             self._resume(resume)
 
@@ -226,6 +228,29 @@ class _Training:
         else:
             model.load_state_dict(resume.get("training_model", resume["model"]))
         return model
+
+    def _plan_snapshots(self, resume: dict | None) -> None:
+        """The steps whose weights the main process keeps (core/snapshots.py), and those kept so far: the initial
+        weights now, or on resume the checkpoint's."""
+        count = snapshots.count_for(self.raw_model, self.config.snapshots) if self.world.is_main else 0
+        self.snapshot_steps = set(snapshots.steps_for(self.total_steps, count))
+        n = snapshots.SNAPSHOT_TEST_IMAGES
+        self.snapshot_test = Split(self.test_set.images[:n], self.test_set.labels[:n])
+        self.snapshots = snapshots.Snapshots(self.steps_per_epoch)
+        if resume is not None and "snapshots" in resume:
+            self.snapshots = snapshots.Snapshots.from_dict(resume["snapshots"])
+        elif resume is None:
+            self._snapshot_if_due(0)
+
+    def _snapshot_if_due(self, step: int) -> None:
+        """Keep the weights in use after `step` optimizer steps when a snapshot is due, with their accuracy; the
+        time it takes is not training time."""
+        if step not in self.snapshot_steps:
+            return
+        started, model = time.perf_counter(), self.average.averaged
+        accuracy = evaluate(model, self.snapshot_test, self.normalize).accuracy
+        self.snapshots.add(step, model.state_dict(), accuracy)
+        self.window_start += time.perf_counter() - started
 
     def _resume(self, resume: dict) -> None:
         self.optimizer.load_state_dict(resume["optimizer"])
@@ -251,7 +276,8 @@ class _Training:
         return {"model": average.averaged.state_dict(), **averaged, "optimizer": self.optimizer.state_dict(),
                 "epoch": epoch, "step": step, "running_loss": self.running_loss, "train_seconds": self.train_seconds,
                 "shuffle_state": epoch_shuffle_state, "augment_state": self.augment_gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()}
+                "torch_rng": torch.get_rng_state(), "config": self.config.to_dict(),
+                **({"snapshots": self.snapshots.to_dict()} if self.snapshots.steps else {})}
 
     def _stop_requested(self, step: int, should_stop: Callable[[], bool]) -> bool:
         if not self.world.distributed:
@@ -284,6 +310,7 @@ class _Training:
             loss.backward()
             optimizer.step()
             self.average.update()
+            self._snapshot_if_due(epoch * self.steps_per_epoch + i + 1)
 
             self.window_loss += loss.detach()  # summed on the device; read back only when reported
             self.window_steps += 1

@@ -4,8 +4,18 @@ import torch
 
 from core.charts import per_class_figure
 from core.checkpoints import CheckpointError
-from core.images import FRAMING, FRAMINGS
-from dashboard.common import classified, dataset, link_model, linked_model, literal, loaded_model, model_choices
+from core.images import FRAMING, FRAMINGS, ImageError
+from dashboard.common import (
+    classified,
+    dataset,
+    link_model,
+    linked_model,
+    literal,
+    loaded_model,
+    model_choices,
+    picture_of,
+)
+from dashboard.inside import learning_replay, what_if
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
@@ -85,6 +95,23 @@ def results(loaded, items, framing: str) -> None:
                        mime="text/csv", icon=":material/download:")
 
 
+def look_inside(loaded, items, framing: str) -> None:
+    """The learning replay and what if, for one of the pictures."""
+    pictures = {}
+    for name, content in items:
+        try:
+            pictures[name] = picture_of(content, framing)[1]
+        except ImageError:
+            continue  # its error is shown with the results
+    if not pictures:
+        return
+    st.divider()
+    names = list(pictures)
+    chosen = st.selectbox("Look inside with", names, key="inside-picture") if len(names) > 1 else names[0]
+    learning_replay(loaded, pictures[chosen], key="inside")
+    what_if(loaded, pictures[chosen], key="inside")
+
+
 st.title("Classify")
 label, loaded = chosen_model()
 about(label, loaded)
@@ -94,3 +121,4 @@ if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")
     st.stop()
 results(loaded, items, framing)
+look_inside(loaded, items, framing)

@@ -260,14 +260,20 @@ class Classification:
     gauge: go.Figure | None = None  # the "none of the ten" score and its band; None when the model has no threshold
 
 
+def picture_of(content, framing: str) -> tuple[Image.Image, torch.Tensor]:
+    """(the picture to show, at most 512 pixels a side; what the network sees, [3,32,32] uint8) of an upload's bytes
+    or a test image; ImageError when the bytes are no image."""
+    if isinstance(content, torch.Tensor):
+        return enlarge(content, 6), content
+    picture = open_image(content)
+    original = to_rgb(picture)
+    original.thumbnail((512, 512))
+    return original, to_uint8_tensor(picture, framing)
+
+
 def classification(loaded, content, framing: str, with_map: bool) -> Classification:
     """One picture (upload bytes or a [3,32,32] test image) classified; ImageError when the bytes are no image."""
-    if isinstance(content, torch.Tensor):
-        original, tensor = enlarge(content, 6), content
-    else:
-        picture = open_image(content)
-        original, tensor = to_rgb(picture), to_uint8_tensor(picture, framing)
-        original.thumbnail((512, 512))
+    original, tensor = picture_of(content, framing)
     prediction = loaded.predict(tensor.unsqueeze(0))[0]
     heat = saliency(loaded.model, tensor, loaded.normalizer(), target=prediction.top,
                     layer=loaded.cam_layer) if with_map else None

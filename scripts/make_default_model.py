@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import photos
-from core import ood
+from core import ood, snapshots
 from core.calibration import calibration_figures
 from core.checkpoints import load_model
 from core.data import DataConfig, first_of_each_class, holdout, load_dataset
@@ -162,6 +162,7 @@ def main() -> None:
         out = ROOT / "models"
         out.mkdir(exist_ok=True)
         shutil.copyfile(run_dir / "model.pth", out / "default.pth")
+        shutil.copyfile(run_dir / "snapshots.pt", snapshots.file_for(out / "default.pth"))  # the learning replay's
     (out / "default.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"models/default.pth: {100 * card['test_accuracy']:.2f} % test accuracy, "
           f"{(out / 'default.pth').stat().st_size / 2**20:.1f} MiB")
