@@ -128,8 +128,17 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
     text = [[f"{v}<br>{s:.0f}%" for v, s in zip(row, srow)] for row, srow in zip(confusion, shares)]
     fig = go.Figure(go.Heatmap(z=shares, x=classes, y=classes, text=text, texttemplate="%{text}",
                                colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% of row"),
-                               hovertemplate="actual %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
-    fig = _layout(fig, "Confusion matrix (rows: actual, columns: predicted)", "predicted", "actual")
+                               hoverinfo="skip"))
+    # a heatmap's cells cannot be selected (plotly.js gives no selection data for them; streamlit/streamlit#8760):
+    # an invisible square marker on each cell takes the click and the hover instead
+    cells = [(i, j) for i in range(len(classes)) for j in range(len(classes))]
+    fig.add_trace(go.Scatter(x=[classes[j] for _, j in cells], y=[classes[i] for i, _ in cells], mode="markers",
+                             marker=dict(symbol="square", size=40, opacity=0.01, color="#000"),
+                             customdata=[[i, j] for i, j in cells], text=[text[i][j] for i, j in cells],
+                             hovertemplate="actual %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
+                             showlegend=False, name="cells"))
+    fig = _layout(fig, "Confusion matrix (rows: actual, columns: predicted; click a cell for its images)",
+                  "predicted", "actual")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=560)
     return fig
@@ -179,4 +188,28 @@ def accuracy_vs_time_figure(labels: list[str], seconds: list[float], accuracies:
     fig = _layout(fig, "Accuracy vs training time", "training time (s, log scale)", "test accuracy (%)")
     fig.update_xaxes(type="log")
     fig.update_layout(showlegend=False)
+    return fig
+
+
+def embedding_figure(coordinates, labels: list[int], predictions: list[int], classes: list[str],
+                     star: tuple[float, float, str] | None = None, title: str = "Similar images") -> go.Figure:
+    """The feature map: one point per test image at its 2-D `coordinates`, coloured by its class (one legend entry
+    a class, so a click hides it), its index in `customdata`; `star`: (x, y, name) of an uploaded photo."""
+    fig = go.Figure()
+    for c, name in enumerate(classes):
+        members = [i for i, label in enumerate(labels) if label == c]
+        fig.add_trace(go.Scatter(
+            x=[float(coordinates[i][0]) for i in members], y=[float(coordinates[i][1]) for i in members],
+            mode="markers", name=name, marker=dict(size=6, color=PALETTE[c % len(PALETTE)], opacity=0.8),
+            customdata=members, text=[f"{name}, predicted {classes[predictions[i]]}" for i in members],
+            hovertemplate="test image #%{customdata}: %{text}<extra></extra>"))
+    if star is not None:
+        fig.add_trace(go.Scatter(x=[star[0]], y=[star[1]], mode="markers+text", name=star[2], text=[star[2]],
+                                 textposition="top center", marker=dict(symbol="star", size=22, color="#111",
+                                                                        line=dict(color="#fff", width=1.5)),
+                                 hovertemplate=f"{star[2]}: your photo<extra></extra>"))
+    fig = _layout(fig, title, "", "")
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(height=620, dragmode="lasso", legend=dict(itemsizing="constant"))
     return fig

@@ -67,15 +67,31 @@ def folder_for(dataset: Dataset) -> Path:
     return cache_dir(DataConfig(), dataset.root) / FOLDER
 
 
-def _read(path: Path, wanted: str, split: Split, num_classes: int) -> torch.Tensor:
-    """The logits in `path`, or ValueError saying why they cannot be trusted."""
+def load_blob(path: Path, wanted: str) -> dict:
+    """The remembered dict in `path` if it was written for key `wanted`, or ValueError saying why not."""
     try:
         blob = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # truncated, not a torch file, or a pickle that would run code
         raise ValueError(f"it could not be read ({type(exc).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or blob.get("key") != wanted:
         raise ValueError("it belongs to another model, data set or format")
-    logits = blob.get("logits")
+    return blob
+
+
+def save_blob(path: Path, wanted: str, blob: dict) -> bool:
+    """Write `blob` under key `wanted` atomically (a reader never sees half a file); False where the folder cannot
+    be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: torch.save({"format": FORMAT, "key": wanted, **blob}, f))
+        return True
+    except OSError:
+        return False
+
+
+def _read(path: Path, wanted: str, split: Split, num_classes: int) -> torch.Tensor:
+    """The logits in `path`, or ValueError saying why they cannot be trusted."""
+    logits = load_blob(path, wanted).get("logits")
     if not isinstance(logits, torch.Tensor) or logits.dtype != torch.float32 \
             or tuple(logits.shape) != (len(split), num_classes) or not torch.isfinite(logits).all():
         raise ValueError("its numbers are not the logits of this test set")
@@ -83,14 +99,7 @@ def _read(path: Path, wanted: str, split: Split, num_classes: int) -> torch.Tens
 
 
 def save(path: Path, wanted: str, result: EvalResult) -> bool:
-    """Write atomically (a reader never sees half a file); False where the folder cannot be written."""
-    blob = {"format": FORMAT, "key": wanted, "logits": result.logits.float().contiguous(), "accuracy": result.accuracy}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: torch.save(blob, f))
-        return True
-    except OSError:
-        return False
+    return save_blob(path, wanted, {"logits": result.logits.float().contiguous(), "accuracy": result.accuracy})
 
 
 def remembered_evaluate(model: nn.Module, split: Split, normalize: Callable[[torch.Tensor], torch.Tensor], *,

@@ -16,6 +16,8 @@ from dashboard.common import (
     picture_of,
 )
 from dashboard.inside import learning_replay, what_if
+from dashboard.pages import page
+from dashboard.similar import PHOTO
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
@@ -95,8 +97,8 @@ def results(loaded, items, framing: str) -> None:
                        mime="text/csv", icon=":material/download:")
 
 
-def look_inside(loaded, items, framing: str) -> None:
-    """The learning replay and what if, for one of the pictures."""
+def look_inside(label: str, loaded, items, framing: str) -> None:
+    """The learning replay and what if, for one of the pictures, and a way to it on Evaluate's map."""
     pictures = {}
     for name, content in items:
         try:
@@ -108,6 +110,11 @@ def look_inside(loaded, items, framing: str) -> None:
     st.divider()
     names = list(pictures)
     chosen = st.selectbox("Look inside with", names, key="inside-picture") if len(names) > 1 else names[0]
+    if st.button("Show it on the map of similar images", icon=":material/scatter_plot:",
+                 help="Evaluate's map of the test images by the network's features, with this picture as a star and "
+                      "the training images it thinks it looks like"):
+        st.session_state[PHOTO], st.session_state["eval_choice"] = (chosen, pictures[chosen]), label
+        st.switch_page(page("evaluate"))
     learning_replay(loaded, pictures[chosen], key="inside")
     what_if(loaded, pictures[chosen], key="inside")
 
@@ -121,4 +128,4 @@ if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")
     st.stop()
 results(loaded, items, framing)
-look_inside(loaded, items, framing)
+look_inside(label, loaded, items, framing)

@@ -24,6 +24,7 @@ from dashboard.common import (
     report_button,
 )
 from dashboard.pages import page
+from dashboard.similar import cell_images, similar_images
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
 
@@ -76,7 +77,7 @@ def headline(result, name: str, loaded, run) -> None:
         report_button(side, run)
 
 
-def per_class_and_pairs(result, classes: list[str]) -> None:
+def per_class_and_pairs(result, ds, classes: list[str]) -> None:
     left, right = st.columns(2)
     with left:
         ordered = st.toggle("Sort by accuracy")
@@ -89,7 +90,9 @@ def per_class_and_pairs(result, classes: list[str]) -> None:
                                    "images": [p["count"] for p in pairs],
                                    "% of actual": [round(100 * p["share"], 1) for p in pairs]}),
                      hide_index=True, width="stretch")
-    st.plotly_chart(confusion_figure(result.confusion.tolist(), classes), width="stretch")
+    event = st.plotly_chart(confusion_figure(result.confusion.tolist(), classes), width="stretch", key="confusion",
+                            on_select="rerun", selection_mode="points")
+    cell_images(event, result, ds, classes)
 
 
 def confidence(result, labels, temperature: float):
@@ -201,9 +204,10 @@ loaded, key, stamp, name, run = pick_model(ds)
 result = evaluation(loaded, key, stamp)
 classes = list(ds.classes)
 headline(result, name, loaded, run)
-per_class_and_pairs(result, classes)
+per_class_and_pairs(result, ds, classes)
 result = confidence(result, ds.test.labels, loaded.temperature)
 shown = test_images(result, ds, classes)
 confident_mistakes(result, ds, classes)
+similar_images(loaded, key, stamp, result, ds, classes)
 layer_table(loaded.model)
 filters_and_maps(loaded, ds, classes, int(shown[0]) if len(shown) else 0)

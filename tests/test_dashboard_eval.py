@@ -26,11 +26,12 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     assert at.selectbox[0].value == f"Run {finished_run.id}"  # the newest run is preselected
     metrics = finished_run.metrics()
     assert at.metric[0].value == f"{100 * metrics['accuracy']:.2f} %"
-    assert len(at.get("plotly_chart")) == 3  # per-class bars, the confusion heatmap, the reliability diagram
+    # per-class bars, the confusion heatmap, the reliability diagram, the map of similar images
+    assert [c.key for c in at.get("plotly_chart")][1:] == ["confusion", None, "map"]
     assert "Train with a validation split" in " ".join(c.value for c in at.caption)  # nothing fitted yet
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
-    # the test grid (all 12 tiny test images), the top losses, then the network: conv1's 6 filters, one test
-    # image and the 16 feature maps of conv2 (the tutorial Net's)
+    captions = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if not c.startswith("#")]
+    # beside a confusion cell's images: the test grid (all 12 tiny test images), the top losses, then the network:
+    # conv1's 6 filters, one test image and the 16 feature maps of conv2 (the tutorial Net's)
     assert len(captions) == 12 + 12 + 6 + 1 + 16
     assert all(c.startswith("channel ") for c in captions[-16:])
     layers = at.dataframe[1].value
@@ -193,7 +194,8 @@ def test_evaluate_and_classify_open_the_model_and_class_a_link_names(two_runs):
         at.selectbox[0].select("Default model (shipped)").run()  # choosing rewrites the link
         assert at.query_params.get("model") == "default" and "run" not in at.query_params
     at = open_app("dashboard/evaluate_page.py", {"model": other, "class": "green"})
-    assert at.selectbox[0].value == f"Run {other}" and at.selectbox[1].value == "green"
+    assert at.selectbox[0].value == f"Run {other}"
+    assert next(s for s in at.selectbox if s.label == "Class").value == "green"
     captions = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs[0].caption.startswith("Ground")]
     assert captions and all(c.startswith("GroundTruth: green") for c in captions)
 

@@ -1,11 +1,16 @@
 """Classify's learning replay and what if, through AppTest."""
+from pathlib import Path
+
 import image_zoo
 import pytest
+import streamlit as st
 from conftest import open_app
 
 from core import snapshots
 from core.config import TrainConfig
 from core.launcher import start_training, wait_for
+from dashboard.common import literal
+from dashboard.similar import selected
 
 
 @pytest.fixture
@@ -80,3 +85,45 @@ def test_several_pictures_pick_one_and_a_run_without_snapshots_says_so(finished_
     finished_run.snapshots_file.write_bytes(b"junk")
     at = classify(finished_run, {"photo.jpg": files["photo.jpg"]})
     assert any("is not a snapshots file" in i.value for i in at.info)
+
+
+def test_a_confusion_cell_shows_its_images(finished_run, dataset):
+    at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
+    classes = list(dataset.classes)
+    confusion = finished_run.metrics()["confusion"]
+    for actual in range(3):
+        for predicted in range(3):
+            next(s for s in at.selectbox if s.label == "Images that are").select(classes[actual]).run()
+            next(s for s in at.selectbox if s.label == "predicted as").select(classes[predicted]).run()
+            assert not at.exception
+            shown = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if c.startswith("#")]
+            assert len(shown) == confusion[actual][predicted]
+
+
+def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(finished_run):
+    at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
+    assert "Similar images" in [h.value for h in at.subheader]
+    method = next(r for r in at.radio if r.label == "Map")
+    assert method.value == "pca"  # nothing drawn yet: the instant map first
+    method.set_value("tsne").run()
+    assert not at.exception and "map" in [c.key for c in at.get("plotly_chart")]
+    assert list(Path(finished_run.config()["data"]["data_dir"]).parent.rglob("map-*.pt"))
+    # a new server finds the t-SNE map remembered and shows it first
+    st.cache_resource.clear()
+    at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
+    assert next(r for r in at.radio if r.label == "Map").value == "tsne"
+
+    at = classify(finished_run, {"photo.jpg": image_zoo.good()["photo.jpg"]})
+    next(b for b in at.button if b.label == "Show it on the map of similar images").click().run()
+    assert not at.exception and at.title[0].value == "Evaluate"
+    assert at.selectbox[0].value == f"Run {finished_run.id}"  # the model it was classified with
+    assert any(m.value.startswith(f"**It thinks {literal('photo.jpg')} looks like these**") for m in at.markdown)
+    spec = next(c for c in at.get("plotly_chart") if c.key == "map").proto.spec
+    assert '"star"' in spec and "photo.jpg" in spec
+    next(b for b in at.button if b.label == "Remove the photo from the map").click().run()
+    assert not any(m.value.startswith("**It thinks") for m in at.markdown)
+
+
+def test_selected_points_are_read_from_the_chart_event():
+    event = {"selection": {"points": [{"customdata": 3}, {"customdata": [5]}, {"x": 1.0}, {"customdata": "a"}]}}
+    assert selected(event) == [3, 5] and selected(None) == [] and selected({}) == []
