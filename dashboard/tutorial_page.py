@@ -17,6 +17,7 @@ from core.models import Net
 from core.runs import resolve_run
 from core.transforms import normalizer
 from dashboard.common import data_dir, dataset, evaluation, events, image_grid, loaded_model, runs_root
+from dashboard.inside import learning_replay
 from dashboard.live import shown_small
 from dashboard.pages import page
 
@@ -78,8 +79,9 @@ def tutorial_run():
     return run if run.path.is_dir() else None
 
 
-def train_network():
-    """Step 4: the two buttons, and the run they started with its loss curve; returns that run."""
+def train_network(ds):
+    """Step 4: the two buttons, and the run they started with its loss curve (and, once it is done, its learning
+    replay); returns that run."""
     st.header("4. Train the network")
     run = tutorial_run()
     left, right = st.columns(2)
@@ -99,7 +101,14 @@ def train_network():
         st.page_link(page("train"), label="The full live view: Train")
     elif state != "done":
         st.warning(f"The run ended as {state}; see it on the Train page.")
+    else:
+        how_it_learned(run, ds)
     return run
+
+
+def how_it_learned(run, ds) -> None:
+    """The finished run's learning replay on the first test image: what its training did, snapshot by snapshot."""
+    learning_replay(loaded_model(run.model_file), ds.test.images[0], key="tutorial")
 
 
 def test_network(run, ds, name: list[str]) -> None:
@@ -134,4 +143,4 @@ name = [TUTORIAL_NAMES.get(c, c) for c in ds.classes]  # the tutorial's short na
 load_data(ds, name)
 define_network(len(ds.classes))
 loss_and_optimiser()
-test_network(train_network(), ds, name)
+test_network(train_network(ds), ds, name)

@@ -254,3 +254,6 @@ def test_the_tutorial_page_walks_the_five_steps_and_trains_a_run(env):
     assert sum(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions) == 4
     assert at.code[-1].value.startswith("Accuracy of the network on the 12 test images: ")
     assert at.code[-1].value.count("Accuracy for class:") == 3
+    # step 4 replays the run's learning on the first test image, from its initial weights
+    assert "Learning replay" in [h.value for h in at.subheader]
+    assert next(s for s in at.select_slider if s.label == "Snapshot").options[0] == "step 0 (epoch 0.00)"
