@@ -89,10 +89,8 @@ BANK_IMAGES = 5000  # neighbours are looked for among 5,000 training images spre
 
 @dataclass(frozen=True)
 class FeatureMap:
-    """The features a map and a neighbour search need, for one model on one data set."""
+    """The features a map needs, for one model on one data set."""
     test_features: torch.Tensor  # [MAP_IMAGES, D] of the first test images
-    bank_index: torch.Tensor  # [BANK_IMAGES] indices into the training images
-    bank_features: torch.Tensor  # [BANK_IMAGES, D]
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> [MAP_IMAGES, 2]: the maps remembered
     source: str = "computed"  # or "remembered"
     note: str = ""  # why a file found was not used
@@ -119,46 +117,53 @@ def bank_index(train_size: int) -> torch.Tensor:
     return torch.arange(0, train_size, max(1, train_size // BANK_IMAGES))[:BANK_IMAGES]
 
 
-def _check(blob: dict, test: int, bank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-    t, i, b = blob.get("test_features"), blob.get("bank_index"), blob.get("bank_features")
-    maps = blob.get("maps", {})
-    if not all(isinstance(x, torch.Tensor) for x in (t, i, b)) or len(t) != test or len(i) != bank \
-            or len(b) != bank or not isinstance(maps, dict) or not torch.isfinite(t.float()).all():
+def neighbour_bank(model: nn.Module, train: Split, normalize) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images a photo's neighbours are looked for among: their indices and features. Only a photo
+    needs them, so they are read when one is placed, not with the map (5,000 images: seconds on a CPU)."""
+    index = bank_index(len(train))
+    return index, penultimate(model, train.images[index], normalize)
+
+
+def _key(model: nn.Module, test: Split, normalize) -> str:
+    return "map-" + evaluations.key(model, test, normalize, "none", 0)
+
+
+def _check(blob: dict, test: int) -> tuple[torch.Tensor, dict]:
+    t, maps = blob.get("test_features"), blob.get("maps", {})
+    if not isinstance(t, torch.Tensor) or len(t) != test or not isinstance(maps, dict) \
+            or not torch.isfinite(t.float()).all():
         raise ValueError("its numbers are not this model's features")
     arrays = {m: np.asarray(v, dtype=np.float32) for m, v in maps.items() if m in METHODS}
     if any(a.shape != (test, 2) for a in arrays.values()):
         raise ValueError("its maps are not of these images")
-    return t.float(), i, b.float(), arrays
+    return t.float(), arrays
 
 
-def feature_map(model: nn.Module, test: Split, train: Split, normalize, *, folders: Sequence[Path] = (),
+def feature_map(model: nn.Module, test: Split, normalize, *, folders: Sequence[Path] = (),
                 save_to: Path | None = None) -> FeatureMap:
     """The FeatureMap of `model`, read from a file remembered under the same key as its evaluation would be (the
-    weights, the images, the normalisation) in `folders` or `save_to`, else computed and remembered in `save_to`."""
+    weights, the images, the normalisation) in `folders` or `save_to`, else computed (for `remember`)."""
     test = Split(test.images[:MAP_IMAGES], test.labels[:MAP_IMAGES])
-    index = bank_index(len(train))
-    wanted = "map-" + evaluations.key(model, test, normalize, "none", 0)
+    wanted = _key(model, test, normalize)
     notes = []
     for folder in (*folders, *([save_to] if save_to else [])):
         path = Path(folder) / f"{wanted}.pt"
         if not path.is_file():
             continue
         try:
-            t, i, b, maps = _check(evaluations.load_blob(path, wanted), len(test), len(index))
+            features, maps = _check(evaluations.load_blob(path, wanted), len(test))
         except ValueError as exc:
             notes.append(f"The remembered feature map {path} was not used: {exc}. It was computed again.")
             continue
-        return FeatureMap(t, i, b, maps, "remembered", " ".join(notes))
+        return FeatureMap(features, maps, "remembered", " ".join(notes))
     # rounded as they are remembered, so a map drawn now and one read back later are the same map
-    return FeatureMap(penultimate(model, test.images, normalize).half().float(), index,
-                      penultimate(model, train.images[index], normalize).half().float(), note=" ".join(notes))
+    return FeatureMap(penultimate(model, test.images, normalize).half().float(), note=" ".join(notes))
 
 
 def remember(feature_map: FeatureMap, model: nn.Module, test: Split, normalize, save_to: Path) -> bool:
     """Write the map (its features in half precision, and every map drawn so far) for `feature_map` to find again."""
     test = Split(test.images[:MAP_IMAGES], test.labels[:MAP_IMAGES])
-    wanted = "map-" + evaluations.key(model, test, normalize, "none", 0)
+    wanted = _key(model, test, normalize)
     return evaluations.save_blob(Path(save_to) / f"{wanted}.pt", wanted, {
-        "test_features": feature_map.test_features.half(), "bank_index": feature_map.bank_index,
-        "bank_features": feature_map.bank_features.half(),
+        "test_features": feature_map.test_features.half(),
         "maps": {m: torch.from_numpy(np.ascontiguousarray(v)) for m, v in feature_map.maps.items()}})

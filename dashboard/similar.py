@@ -18,8 +18,8 @@ PHOTO = "map-photo"  # session_state: (name, [3,32,32] uint8) of a Classify phot
 @st.cache_resource(max_entries=8, show_spinner="Reading the network's features of the test images…")
 def _feature_map(key: str, mtime: float, data_path: str, _loaded, _ds) -> similarity.FeatureMap:
     ds = _ds
-    found = similarity.feature_map(_loaded.model, ds.test, ds.train, _loaded.normalizer(),
-                                   folders=(SHIPPED,), save_to=folder_for(ds))
+    found = similarity.feature_map(_loaded.model, ds.test, _loaded.normalizer(), folders=(SHIPPED,),
+                                   save_to=folder_for(ds))
     if found.source == "computed":
         similarity.remember(found, _loaded.model, ds.test, _loaded.normalizer(), folder_for(ds))
     return found
@@ -34,6 +34,11 @@ def _coordinates(key: str, mtime: float, data_path: str, method: str, _loaded, _
     similarity.remember(found.with_map(method, coordinates), _loaded.model, _ds.test, _loaded.normalizer(),
                         folder_for(_ds))
     return coordinates
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the network's features of 5,000 training images…")
+def _neighbour_bank(key: str, mtime: float, data_path: str, _loaded, _ds) -> tuple[torch.Tensor, torch.Tensor]:
+    return similarity.neighbour_bank(_loaded.model, _ds.train, _loaded.normalizer())
 
 
 def similar_images(loaded, key: str, stamp: float, result, ds, classes: list[str]) -> None:
@@ -63,7 +68,7 @@ def similar_images(loaded, key: str, stamp: float, result, ds, classes: list[str
                             key="map", on_select="rerun", selection_mode=("points", "box", "lasso"))
     selected_images(selected(event), ds, classes, predictions)
     if photo is not None:
-        photo_neighbours(photo, features, found, ds, classes)
+        photo_neighbours(photo, features, _neighbour_bank(key, stamp, str(data_dir()), loaded, ds), ds, classes)
 
 
 def selected(event) -> list[int]:
@@ -87,12 +92,14 @@ def selected_images(indices: list[int], ds, classes: list[str], predictions: lis
                [f"#{i} {classes[ds.test.labels[i]]} → {classes[predictions[i]]}" for i in shown], per_row=10)
 
 
-def photo_neighbours(photo, features: torch.Tensor, found: similarity.FeatureMap, ds, classes: list[str]) -> None:
+def photo_neighbours(photo, features: torch.Tensor, bank: tuple[torch.Tensor, torch.Tensor], ds,
+                     classes: list[str]) -> None:
     name, image = photo
-    neighbours, scores = similarity.nearest(features, found.bank_features, 8)
-    indices = found.bank_index[neighbours].tolist()
+    bank_index, bank_features = bank
+    neighbours, scores = similarity.nearest(features, bank_features, 8)
+    indices = bank_index[neighbours].tolist()
     st.markdown(f"**It thinks {literal(name)} looks like these** (its 8 nearest of "
-                f"{len(found.bank_index):,} training images, by the network's features)")
+                f"{len(bank_index):,} training images, by the network's features)")
     image_grid([enlarge(image, 3)] + [enlarge(ds.train.images[i], 3) for i in indices],
                [literal(name)] + [f"{classes[ds.train.labels[i]]} ({s:.2f})" for i, s in zip(indices, scores)],
                per_row=9)

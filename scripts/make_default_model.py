@@ -2,6 +2,7 @@
 
     python -m scripts.make_default_model [--preset gpu] [--data-dir data] [train flags ...]
     python -m scripts.make_default_model --from-run runs/<id> [...]   # the card for a run already trained
+    python -m scripts.make_default_model --map-only   # only Evaluate's map of similar images for the shipped model
 
 Trains with our own CLI on CIFAR-10 (the defaults below: the `gpu` recipe with a validation split), then copies
 the run's model.pth and writes the card from the run's own config.json and metrics.json, so the card can only
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import photos
-from core import ood, snapshots
+from core import ood, similarity, snapshots
 from core.calibration import calibration_figures
 from core.checkpoints import load_model
 from core.data import DataConfig, first_of_each_class, holdout, load_dataset
@@ -144,13 +145,27 @@ def card_for(run_dir: Path, command: list[str], data_dir: str, tta: str) -> dict
     }
 
 
+def shipped_map(model_path: Path, data_dir: str) -> None:
+    """Evaluate's map of similar images for the shipped model, both drawings (t-SNE takes ~10 s), beside its test
+    logits in models/evaluations/, so a first look draws it at once."""
+    loaded = load_model(model_path)
+    test = load_dataset(DataConfig(data_dir=data_dir, download=False)).test
+    found = similarity.feature_map(loaded.model, test, loaded.normalizer())
+    for method in similarity.METHODS:
+        found = found.with_map(method, found.coordinates(method))
+    similarity.remember(found, loaded.model, test, loaded.normalizer(), SHIPPED)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--from-run", type=Path, help="write the card for this finished run instead of training")
     parser.add_argument("--serve-tta", choices=TTA, default=SERVED_TTA,
                         help=f"the test-time views the shipped model is used with (default: {SERVED_TTA})")
+    parser.add_argument("--map-only", action="store_true", help="only write the shipped model's map of similar images")
     args, extra = parser.parse_known_args()
+    if args.map_only:
+        return shipped_map(ROOT / "models" / "default.pth", args.data_dir)
     flags = RECIPE + extra  # later flags win: `--epochs 2` overrides the recipe's
     shown = ["python", "-m", "core", "train", *flags, "--data-dir", args.data_dir, "--no-download", "--no-progress"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,6 +179,7 @@ def main() -> None:
         shutil.copyfile(run_dir / "model.pth", out / "default.pth")
         shutil.copyfile(run_dir / "snapshots.pt", snapshots.file_for(out / "default.pth"))  # the learning replay's
     (out / "default.json").write_text(json.dumps(card, indent=2) + "\n")
+    shipped_map(out / "default.pth", args.data_dir)
     print(f"models/default.pth: {100 * card['test_accuracy']:.2f} % test accuracy, "
           f"{(out / 'default.pth').stat().st_size / 2**20:.1f} MiB")
 

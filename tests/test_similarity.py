@@ -63,22 +63,20 @@ def trained(dataset):
 
 
 def test_a_feature_map_is_remembered_and_a_bad_file_is_not_trusted(trained, dataset, tmp_path):
-    first = similarity.feature_map(trained, dataset.test, dataset.train, NORMALIZE, save_to=tmp_path)
+    first = similarity.feature_map(trained, dataset.test, NORMALIZE, save_to=tmp_path)
     assert first.source == "computed" and len(first.test_features) == len(dataset.test)
-    assert torch.equal(first.bank_index, torch.arange(len(dataset.train)))  # fewer than BANK_IMAGES: every one
     tsne = first.coordinates("tsne")
     assert similarity.remember(first.with_map("tsne", tsne), trained, dataset.test, NORMALIZE, tmp_path)
-    again = similarity.feature_map(trained, dataset.test, dataset.train, NORMALIZE, save_to=tmp_path)
+    again = similarity.feature_map(trained, dataset.test, NORMALIZE, save_to=tmp_path)
     assert again.source == "remembered" and not again.note
-    assert torch.equal(again.test_features, first.test_features) and torch.equal(again.bank_features,
-                                                                                   first.bank_features)
+    assert torch.equal(again.test_features, first.test_features)
     assert np.array_equal(again.maps["tsne"], tsne) and "pca" not in again.maps
     # another model (or other images) has another key: nothing stale is found
     other = Net(num_classes=3).eval()
-    assert similarity.feature_map(other, dataset.test, dataset.train, NORMALIZE, save_to=tmp_path).source == "computed"
+    assert similarity.feature_map(other, dataset.test, NORMALIZE, save_to=tmp_path).source == "computed"
     for path in tmp_path.glob("map-*.pt"):
         path.write_bytes(b"junk")
-    broken = similarity.feature_map(trained, dataset.test, dataset.train, NORMALIZE, save_to=tmp_path)
+    broken = similarity.feature_map(trained, dataset.test, NORMALIZE, save_to=tmp_path)
     assert broken.source == "computed" and "was not used: it could not be read" in broken.note
     assert torch.equal(broken.test_features, first.test_features)
 
@@ -87,5 +85,7 @@ def test_the_map_shows_the_first_test_images_only():
     n = similarity.MAP_IMAGES
     test = Split(torch.zeros(n + 5, 3, 32, 32, dtype=torch.uint8), torch.zeros(n + 5, dtype=torch.long))
     model = Net(num_classes=10).eval()
-    found = similarity.feature_map(model, test, test, NORMALIZE)
-    assert len(found.test_features) == n and len(found.bank_index) == len(test)
+    found = similarity.feature_map(model, test, NORMALIZE)
+    assert len(found.test_features) == n
+    index, features = similarity.neighbour_bank(model, test, NORMALIZE)  # fewer than BANK_IMAGES: every one
+    assert torch.equal(index, torch.arange(len(test))) and features.shape == (len(test), found.test_features.shape[1])
