@@ -173,3 +173,55 @@ def test_evaluates_first_look_at_the_shipped_model_is_remembered_across_a_restar
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def slider_to_end(page, label: str) -> None:
+    """Move the Streamlit slider called `label` to its last value, as a person would with the keyboard."""
+    thumb = page.locator("[data-testid='stSlider']").filter(has_text=label).get_by_role("slider")
+    thumb.focus()
+    thumb.press("End")
+
+
+@pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model is evaluated on the original CIFAR-10")
+def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
+    url, _ = server
+    page = open_page(browser, f"{url}/classify_page?model=default")
+    page.get_by_text("Classifying with").wait_for(timeout=30_000)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(ROOT / "photos" / "chelsea.jpg")])
+    # (the learning replay is the AppTest's and Tutorial step 4's: the shipped model may keep no snapshots)
+    # what if: invisible noise flips the cat
+    page.get_by_text("PGD (10 steps)").click()
+    settle(page)
+    slider_to_end(page, "Adversarial noise")
+    page.get_by_text("no longer cat").wait_for(timeout=30_000)
+    assert page.get_by_text("the noise, amplified").count() == 1
+    shoot(page, "classify-inside")
+
+    # the photo on the map of similar images, with its nearest training images
+    page.get_by_role("button", name="Show it on the map of similar images").click()
+    page.get_by_text("looks like these").wait_for(timeout=120_000)
+    settle(page)
+    plots = "[...document.querySelectorAll('.js-plotly-plot')]"
+    box = page.evaluate(f"""() => {{
+        const plot = {plots}.find(p => (p.layout.title.text || '').includes('Similar images'));
+        plot.scrollIntoView();
+        const r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+        return [r.x, r.y, r.width, r.height]; }}""")
+    x, y, w, h = box
+    page.mouse.move(x + w * 0.2, y + h * 0.2)  # a lasso around the middle of the map
+    page.mouse.down()
+    for fx, fy in ((0.8, 0.2), (0.8, 0.8), (0.2, 0.8), (0.2, 0.25)):
+        page.mouse.move(x + w * fx, y + h * fy, steps=8)
+    page.mouse.up()
+    page.get_by_text(" selected").first.wait_for(timeout=30_000)
+    shoot(page, "evaluate-map")
+
+    # a click on the confusion matrix's cat row, dog column shows those images
+    page.evaluate(f"""() => {plots}.find(p => (p.layout.title.text || '').includes('Confusion')).scrollIntoView()""")
+    cell = page.evaluate(f"""() => {{
+        const plot = {plots}.find(p => (p.layout.title.text || '').includes('Confusion'));
+        const l = plot._fullLayout, r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+        return [r.x + l.xaxis.d2p('dog'), r.y + l.yaxis.d2p('cat')]; }}""")
+    page.mouse.click(*cell)
+    page.get_by_text("that are cat, predicted as dog").wait_for(timeout=30_000)
+    page.close()
