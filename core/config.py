@@ -120,7 +120,8 @@ class TrainConfig:
                                        advanced=True)
     snapshots: int = setting(24, "Weight snapshots", "copies of the weights kept along training for the learning "
                              "replay, log-spaced from the initial weights to the end, in half precision, at most "
-                             "25 MB in all (a wide model keeps fewer); 0: none; 0–64", valid=lambda v: 0 <= v <= 64,
+                             "25 MB in all (a wide model keeps fewer; one too large for two, none); 0: none; 0–64",
+                             valid=lambda v: 0 <= v <= 64,
                              message="must be between 0 (none) and 64", advanced=True)
     val_images: int = setting(0, "Validation images", "training images held out to validate after each epoch: the "
                               "same class-balanced slice for every run with this number, so settings can be chosen "

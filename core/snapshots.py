@@ -31,11 +31,10 @@ def half_size(model: nn.Module) -> int:
 
 
 def count_for(model: nn.Module, requested: int) -> int:
-    """How many snapshots `model` keeps: `requested`, or fewer where they would exceed BUDGET_BYTES (never fewer
-    than 2, the start and the end, when any are requested)."""
-    if requested <= 0:
-        return 0
-    return max(2, min(requested, BUDGET_BYTES // max(half_size(model), 1)))
+    """How many snapshots `model` keeps: `requested`, or fewer where they would exceed BUDGET_BYTES; none where
+    even two (the start and the end, the least a replay shows) would (a w128 fastnet-deep: 24 MB each)."""
+    fits = BUDGET_BYTES // max(half_size(model), 1)
+    return min(requested, fits) if requested > 0 and fits >= 2 else 0
 
 
 def steps_for(total_steps: int, count: int) -> list[int]:

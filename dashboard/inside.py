@@ -51,8 +51,9 @@ def learning_replay(loaded, image: torch.Tensor, key: str) -> None:
     kept = model_snapshots(loaded)
     if not isinstance(kept, snapshots.Snapshots):
         st.info(literal(kept) if isinstance(kept, str) else
-                "This model kept no weight snapshots along its training (it was trained before runs kept them, or "
-                "with snapshots off), so there is nothing to replay. Train a run to watch one learn.",
+                "This model kept no weight snapshots along its training (it was trained before runs kept them, with "
+                "snapshots off, or it is too large for two within 25 MB), so there is nothing to replay. Train a "
+                "run to watch one learn.",
                 icon=":material/history:")
         return
     frames = _frames(_model_key(loaded), image.contiguous().numpy().tobytes(), loaded, kept)

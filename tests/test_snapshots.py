@@ -27,6 +27,9 @@ def test_the_count_is_bounded_by_size():
     assert snapshots.count_for(small, 24) == 24 and snapshots.count_for(small, 0) == 0
     count = snapshots.count_for(wide, 24)
     assert count == 6 and count * snapshots.half_size(wide) <= snapshots.BUDGET_BYTES
+    assert snapshots.count_for(small, 1) == 1
+    huge = build_model("fastnet-deep", 128, 10)  # gpu-best's: two snapshots alone would pass the budget
+    assert 2 * snapshots.half_size(huge) > snapshots.BUDGET_BYTES and snapshots.count_for(huge, 24) == 0
 
 
 def test_a_run_keeps_snapshots_without_changing_its_training(dataset):
