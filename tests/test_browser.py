@@ -4,11 +4,14 @@ Skips only when no Chromium is installed (.ci/run installs it). Screenshots of e
 in test-artifacts/screenshots/ (the README's pictures are copies of them).
 """
 import json
+import subprocess
 import time
 
 import pytest
 from conftest import ROOT, real_cifar_dir
 from real_browser import CHROMIUM, open_page, settle
+
+from benchmarks.common import train_command
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
@@ -17,6 +20,15 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed 
 def shoot(page, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def shoot_section(page, heading: str, name: str) -> None:
+    """A screenshot with the section titled `heading` at the top of the window (the app scrolls inside itself, so
+    a full-page shot shows only the window)."""
+    page.evaluate("(h) => [...document.querySelectorAll('h3')].find(e => e.innerText.trim() === h)"
+                  ".scrollIntoView({block: 'start'})", heading)
+    page.wait_for_timeout(300)
+    shoot(page, name)
 
 
 def plot_points(page, index=0) -> int:
@@ -182,20 +194,43 @@ def slider_to_end(page, label: str) -> None:
     thumb.press("End")
 
 
+FRAME = ("() => [...document.querySelectorAll('[data-testid=\"stMarkdown\"], [data-testid=\"stProgress\"]')]"
+         ".map(e => e.innerText).filter(t => t.startsWith('Step ') || t.includes(' %')).join('|')")
+
+
+def upload_photo(page, url: str, link: str) -> None:
+    page.goto(f"{url}/classify_page?{link}")
+    page.get_by_text("Classifying with").wait_for(timeout=60_000)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(ROOT / "photos" / "chelsea.jpg")])
+
+
 @pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model is evaluated on the original CIFAR-10")
 def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
-    url, _ = server
-    page = open_page(browser, f"{url}/classify_page?model=default")
-    page.get_by_text("Classifying with").wait_for(timeout=30_000)
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(ROOT / "photos" / "chelsea.jpg")])
-    # (the learning replay is the AppTest's and Tutorial step 4's: the shipped model may keep no snapshots)
+    url, tmp = server
+    # the learning replay: a one-epoch run keeps 24 snapshots (the shipped model predates them)
+    subprocess.run(train_command(tmp / "runs" / "replayed", "--preset", "fast", "--data-dir", real_cifar_dir()),
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    page = open_page(browser, url)
+    upload_photo(page, url, "run=replayed")
+    page.get_by_text("weight snapshots").wait_for(timeout=60_000)
+    settle(page)
+    first = page.evaluate(FRAME)
+    assert first.startswith("Step 0 ")
+    slider_to_end(page, "Snapshot")
+    page.wait_for_function(f"(b) => ({FRAME})() !== b", arg=first, timeout=30_000)
+    settle(page)
+    last = page.evaluate(FRAME)
+    assert not last.startswith("Step 0 ") and last.split("|")[1:] != first.split("|")[1:]  # its top 3 moved
+    shoot_section(page, "Learning replay", "classify-replay")
+
     # what if: invisible noise flips the cat
+    upload_photo(page, url, "model=default")
     page.get_by_text("PGD (10 steps)").click()
     settle(page)
     slider_to_end(page, "Adversarial noise")
     page.get_by_text("no longer cat").wait_for(timeout=30_000)
     assert page.get_by_text("the noise, amplified").count() == 1
-    shoot(page, "classify-inside")
+    shoot_section(page, "What if", "classify-inside")
 
     # the photo on the map of similar images, with its nearest training images
     page.get_by_role("button", name="Show it on the map of similar images").click()
@@ -214,7 +249,7 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
         page.mouse.move(x + w * fx, y + h * fy, steps=8)
     page.mouse.up()
     page.get_by_text(" selected").first.wait_for(timeout=30_000)
-    shoot(page, "evaluate-map")
+    shoot_section(page, "Similar images", "evaluate-map")
 
     # a click on the confusion matrix's cat row, dog column shows those images
     page.evaluate(f"""() => {plots}.find(p => (p.layout.title.text || '').includes('Confusion')).scrollIntoView()""")
