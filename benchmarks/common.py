@@ -38,10 +38,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_app(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port, returned once /_stcore/health answers ok."""
+def serve_app(env: dict, *args: str, script: Path = ROOT / "app.py") -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` (or another `script`) on a free port, returned once /_stcore/health answers ok."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port",
                              str(port), *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
