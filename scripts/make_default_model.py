@@ -146,8 +146,8 @@ def card_for(run_dir: Path, command: list[str], data_dir: str, tta: str) -> dict
 
 
 def shipped_map(model_path: Path, data_dir: str) -> None:
-    """Evaluate's map of similar images for the shipped model, both drawings (t-SNE takes a few seconds), beside its test
-    logits in models/evaluations/, so a first look draws it at once."""
+    """Evaluate's map of similar images for the shipped model, both drawings (t-SNE takes a few seconds),
+    beside its test logits in models/evaluations/, so a first look draws it at once."""
     loaded = load_model(model_path)
     test = load_dataset(DataConfig(data_dir=data_dir, download=False)).test
     found = similarity.feature_map(loaded.model, test, loaded.normalizer())
