@@ -1,4 +1,4 @@
-"""`python -m core train|evaluate|predict`: the tutorial from the command line.
+"""`python -m core train|evaluate|predict|report|export`: the tutorial from the command line.
 
 The dashboard launches exactly this command for its runs, so the two never drift apart.
 """
@@ -21,6 +21,7 @@ from core.devices import choose_device, device_name, for_this_device, slow_bf16
 from core.distributed import device_for, join, leave
 from core.evaluate import tutorial_lines
 from core.evaluations import SHIPPED, folder_for, remembered_evaluate
+from core.export import FORMATS
 from core.images import FRAMING, FRAMINGS, ImageError, load_for_model
 from core.interpret import top_k
 from core.replay import replay, replay_lines
@@ -78,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="a run directory")
     r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
     r.add_argument("--data-dir", help="the test set for the image sections (default: the run's own data)")
+
+    x = sub.add_parser("export", help="a model as one TorchScript or ONNX file that runs without this project")
+    x.add_argument("model", help="a run directory or a .pth file")
+    x.add_argument("--format", choices=FORMATS,
+                   help="torchscript (LibTorch: Python, C++, Java) or onnx (onnxruntime and other runtimes); "
+                        "default: from the output's suffix (.onnx: onnx), else torchscript")
+    x.add_argument("-o", "--output", help="the file to write (default: the run's or file's name + .pt or .onnx)")
     return parser
 
 
@@ -298,9 +306,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from core.export import SUFFIXES, check_export, export
+
+    fmt = args.format or ("onnx" if args.output and args.output.endswith(".onnx") else "torchscript")
+    target = Path(args.model)
+    stem = (target.name if target.is_dir() else target.stem) or "model"
+    output = Path(args.output or stem + SUFFIXES[fmt])
+    if output.suffix != SUFFIXES[fmt]:
+        raise ValueError(f"a {fmt} export is a {SUFFIXES[fmt]} file (its runtime goes by the suffix); "
+                         f"name the output {output.with_suffix(SUFFIXES[fmt])} or pass --format")
+    loaded = load_model(target)
+    export(loaded, fmt, output)
+    difference = check_export(loaded, output)
+    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB, {fmt}): float32 [N, 3, 32, 32] RGB in 0-1 "
+          f"-> logits over {len(loaded.classes)} classes ({', '.join(loaded.classes)}); loaded back by its own "
+          f"runtime, its logits are within {difference:.1e} of the model's")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "report": cmd_report}[args.command]
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "report": cmd_report,
+               "export": cmd_export}[args.command]
     try:
         return command(args)
     # ConfigError and CheckpointError are ValueErrors

@@ -8,7 +8,7 @@ from core.events import ACTIVE_STATES, curves
 from core.launcher import resume_training
 from core.run_table import row
 from core.runs import delete_run, list_runs, rename_run
-from dashboard.common import events, linked, literal, report_button, run_label, runs_root
+from dashboard.common import events, linked, literal, loaded_model, report_button, run_label, runs_root
 from dashboard.pages import page
 
 
@@ -62,7 +62,7 @@ def accuracy_for_time(selected: list, rows: list[dict]) -> None:
 
 
 def actions(run, state: str) -> None:
-    """Downloads (model, metrics, report), Evaluate, Resume."""
+    """Downloads (model, metrics, report, exports), Evaluate, Resume."""
     a, b, c, d = st.columns(4)
     if run.model_file.exists():
         a.download_button("Download model.pth", run.model_file.read_bytes(), file_name=f"{run.id}.pth",
@@ -74,6 +74,8 @@ def actions(run, state: str) -> None:
         b.download_button("Download metrics (CSV)", per_class.to_csv(index=False), file_name=f"{run.id}-metrics.csv",
                           mime="text/csv", icon=":material/table:")
         report_button(d, run)
+    if run.model_file.exists():
+        export_buttons(run)
     if state == "done" and c.button("Evaluate", icon=":material/analytics:"):
         st.session_state["eval_choice"] = run_label(run.id)
         st.switch_page(page("evaluate"))
@@ -82,6 +84,25 @@ def actions(run, state: str) -> None:
             resume_training(run)
             st.session_state["active_run"] = run.id
             st.switch_page(page("train"))
+
+
+def export_buttons(run) -> None:
+    """The model as one file that runs without this project (core/export.py), made only when clicked."""
+    from core.export import FORMATS, SUFFIXES, export_bytes, missing
+
+    try:
+        loaded = loaded_model(run.model_file)
+    except ValueError as exc:  # CheckpointError: a damaged or foreign model.pth
+        st.caption(literal(f"No export: {exc}"))
+        return
+    labels = {"torchscript": "Export TorchScript (.pt)", "onnx": "Export ONNX (.onnx)"}
+    for place, fmt in zip(st.columns(4), FORMATS):
+        why_not = missing(fmt)
+        place.download_button(labels[fmt], data=lambda fmt=fmt: export_bytes(loaded, fmt),
+                              file_name=f"{run.id}{SUFFIXES[fmt]}", mime="application/octet-stream",
+                              icon=":material/output:", disabled=why_not is not None, key=f"export-{fmt}-{run.id}",
+                              help=why_not or "Takes float32 [N, 3, 32, 32] RGB in 0-1 (the normalisation is inside) "
+                                              "and returns logits; the classes are in the file")
 
 
 def rename_and_delete(run) -> None:

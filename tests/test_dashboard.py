@@ -142,7 +142,9 @@ def test_start_a_run_and_see_it_finish(env):
     runs_page = open_app("dashboard/runs_page.py")
     table = runs_page.dataframe[0].value
     assert list(table["name"]) == [runs[0].id] and list(table["state"]) == ["done"]
-    assert any(b.label == "Download model.pth" for b in runs_page.get("download_button"))
+    downloads = {b.label: b for b in runs_page.get("download_button")}
+    assert {"Download model.pth", "Export TorchScript (.pt)", "Export ONNX (.onnx)"} <= set(downloads)
+    assert not downloads["Export ONNX (.onnx)"].proto.disabled  # its packages are in requirements.txt
 
 
 def test_stop_button_stops_the_run(env, tiny_tree):
