@@ -7,10 +7,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
+from dashboard import present
 from dashboard.common import sidebar
 from dashboard.pages import all_pages
 
 st.set_page_config(page_title="CIFAR-10 Classifier Lab", page_icon=":material/neurology:", layout="wide")
-page = st.navigation(all_pages())
-sidebar()
+presenting = present.presenting()
+page = st.navigation(all_pages(), position="top" if presenting else "sidebar")
+if presenting:
+    present.style()
+else:
+    sidebar()
+present.toggle()
 page.run()

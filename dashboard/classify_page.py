@@ -17,6 +17,7 @@ from dashboard.common import (
 )
 from dashboard.inside import learning_replay, what_if
 from dashboard.pages import page
+from dashboard.present import chart, settings
 from dashboard.similar import PHOTO
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
@@ -49,7 +50,7 @@ def about(label: str, loaded) -> None:
     per_class = card.get("per_class_accuracy")
     if isinstance(per_class, dict) and all(isinstance(per_class.get(c), (int, float)) for c in loaded.classes):
         with st.expander("How well it knows each class", icon=":material/bar_chart:"):
-            st.plotly_chart(per_class_figure(loaded.classes, [per_class[c] for c in loaded.classes], sort=True),
+            chart(st, per_class_figure(loaded.classes, [per_class[c] for c in loaded.classes], sort=True),
                             width="stretch", key="per-class")
 
 
@@ -120,10 +121,11 @@ def look_inside(label: str, loaded, items, framing: str) -> None:
 
 
 st.title("Classify")
-label, loaded = chosen_model()
+with settings():
+    label, loaded = chosen_model()
+    framing = framing_choice()
 about(label, loaded)
 items = pictures()
-framing = framing_choice()
 if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")
     st.stop()

@@ -20,6 +20,8 @@ from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
 from core.interpret import Prediction, overlay, saliency, top_k
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
+from dashboard import present
+from dashboard.present import chart
 
 
 def runs_root() -> Path:
@@ -319,9 +321,11 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
     cols[1].image(shown.seen, caption="what the network sees (32×32)", width="stretch")
     if shown.evidence is not None:
         cols[2].image(shown.evidence, caption="where the evidence is (Grad-CAM)", width="stretch")
-    cols[-1].plotly_chart(shown.figure, width="stretch", key=key)
+    if present.on():  # the answer itself, readable from the back of the room
+        cols[-1].markdown(f"## {literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %")
+    chart(cols[-1], shown.figure, width="stretch", key=key)
     if shown.gauge is not None:
-        cols[-1].plotly_chart(shown.gauge, width="stretch", key=f"gauge-{key}")
+        chart(cols[-1], shown.gauge, width="stretch", key=f"gauge-{key}")
     if result.answer in (None, ood.FAMILIAR):
         cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
     return {"image": name, "prediction": loaded.classes[result.top],

@@ -5,6 +5,7 @@ from core.charts import class_counts_figure
 from core.data import DataConfig, DataError, download_cifar10
 from core.images import enlarge
 from dashboard.common import data_dir, dataset, dataset_error, forget_dataset, image_grid, literal
+from dashboard.present import chart
 
 st.title("Data")
 ds = dataset()
@@ -42,7 +43,7 @@ a, b, c = st.columns(3)
 a.metric("Training images", f"{len(ds.train):,}")
 b.metric("Test images", f"{len(ds.test):,}")
 c.metric("Classes", len(classes))
-st.plotly_chart(class_counts_figure(classes, {"train": ds.train.class_counts(len(classes)),
+chart(st, class_counts_figure(classes, {"train": ds.train.class_counts(len(classes)),
                                               "test": ds.test.class_counts(len(classes))}), width="stretch")
 
 mean, std = DataConfig().mean, DataConfig().std

@@ -24,6 +24,7 @@ from dashboard.common import (
     report_button,
 )
 from dashboard.pages import page
+from dashboard.present import chart, settings
 from dashboard.similar import cell_images, similar_images
 
 RIGHT, WRONG = "#2ca02c", "#d62728"
@@ -81,7 +82,7 @@ def per_class_and_pairs(result, ds, classes: list[str]) -> None:
     left, right = st.columns(2)
     with left:
         ordered = st.toggle("Sort by accuracy")
-        st.plotly_chart(per_class_figure(classes, result.per_class_accuracy, sort=ordered), width="stretch")
+        chart(st, per_class_figure(classes, result.per_class_accuracy, sort=ordered), width="stretch")
     with right:
         st.markdown("**Most confused pairs**")
         pairs = most_confused(result.confusion, classes, k=8)
@@ -90,7 +91,7 @@ def per_class_and_pairs(result, ds, classes: list[str]) -> None:
                                    "images": [p["count"] for p in pairs],
                                    "% of actual": [round(100 * p["share"], 1) for p in pairs]}),
                      hide_index=True, width="stretch")
-    event = st.plotly_chart(confusion_figure(result.confusion.tolist(), classes), width="stretch", key="confusion",
+    event = chart(st, confusion_figure(result.confusion.tolist(), classes), width="stretch", key="confusion",
                             on_select="rerun", selection_mode="points")
     cell_images(event, result, ds, classes)
 
@@ -112,7 +113,7 @@ def confidence(result, labels, temperature: float):
         st.caption(f"Expected calibration error on the test set: {100 * raw.ece:.1f} % (how far \"x % sure\" is "
                    "from \"right x % of the time\"). Train with a validation split (--val-images) to fit a "
                    "temperature that brings it down.")
-    st.plotly_chart(reliability_figure(curves), width="stretch")
+    chart(st, reliability_figure(curves), width="stretch")
     return result
 
 
@@ -200,7 +201,8 @@ if ds is None:
     st.error("There is no test set to evaluate on yet; get the data on the Data page first.")
     st.page_link(page("data"), label="Go to Data")
     st.stop()
-loaded, key, stamp, name, run = pick_model(ds)
+with settings():
+    loaded, key, stamp, name, run = pick_model(ds)
 result = evaluation(loaded, key, stamp)
 classes = list(ds.classes)
 headline(result, name, loaded, run)

@@ -7,6 +7,7 @@ from core.launcher import resume_training, stop_training
 from core.runs import log_tail
 from dashboard.common import events, fmt_seconds, literal, run_label
 from dashboard.pages import page
+from dashboard.present import chart
 
 
 def live_view(run) -> None:
@@ -31,10 +32,10 @@ def live_view(run) -> None:
                       label_visibility="collapsed")
     x = c["images_seen"] if x_axis == "images seen" else c["global_step"]
     charts = st.columns([3, 2])
-    charts[0].plotly_chart(loss_figure([Series(run.id, x, c["loss"])], x_title=x_axis), width="stretch",
+    chart(charts[0], loss_figure([Series(run.id, x, c["loss"])], x_title=x_axis), width="stretch",
                            key=f"loss-{run.id}")
     accuracy = Series(run.id, c["epoch"], c["test_accuracy"], c["val_accuracy"])
-    charts[1].plotly_chart(accuracy_figure([accuracy]), width="stretch", key=f"acc-{run.id}")
+    chart(charts[1], accuracy_figure([accuracy]), width="stretch", key=f"acc-{run.id}")
 
     final = last_status(evs)
     if state == "done":
@@ -79,7 +80,7 @@ def shown_small(run) -> None:
     st.progress(where.fraction, text=text)
     figure = loss_figure([Series(run.id, c["images_seen"], c["loss"])])
     figure.update_layout(height=260, title=None, showlegend=False)
-    st.plotly_chart(figure, width="stretch", key=f"small-loss-{run.id}")
+    chart(st, figure, width="stretch", key=f"small-loss-{run.id}")
     if c["test_accuracy"]:
         st.caption(f"Test accuracy after epoch {c['epoch'][-1]}: {100 * c['test_accuracy'][-1]:.1f} %")
     state = run.state(evs)

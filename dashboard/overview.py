@@ -21,6 +21,7 @@ from dashboard.common import (
 )
 from dashboard.live import shown_small
 from dashboard.pages import page
+from dashboard.present import chart
 
 st.title("CIFAR-10 Classifier Lab")
 st.markdown("PyTorch's *Training a Classifier* tutorial as a working lab: train small image classifiers on "
@@ -90,7 +91,7 @@ with right:
             series.append(Series(r.id, cr["epoch"], cr["test_accuracy"], cr["val_accuracy"]))
         figure = accuracy_figure(series)
         figure.update_layout(height=300, title=None)
-        st.plotly_chart(figure, width="stretch", key="overview-recent")
+        chart(st, figure, width="stretch", key="overview-recent")
         st.page_link(page("runs"), label="Compare runs")
 
     st.subheader("Next step")

@@ -10,6 +10,7 @@ from core.run_table import row
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.common import events, linked, literal, loaded_model, report_button, run_label, runs_root
 from dashboard.pages import page
+from dashboard.present import chart
 
 
 def runs_table(runs: list, rows: list[dict]) -> list:
@@ -48,8 +49,8 @@ def curves_compared(selected: list) -> None:
         loss.append(Series(run.id, c["images_seen"], c["loss"]))
         accuracy.append(Series(run.id, c["epoch"], c["test_accuracy"], c["val_accuracy"]))
     left, right = st.columns([3, 2])
-    left.plotly_chart(loss_figure(loss), width="stretch")
-    right.plotly_chart(accuracy_figure(accuracy), width="stretch")
+    chart(left, loss_figure(loss), width="stretch")
+    chart(right, accuracy_figure(accuracy), width="stretch")
 
 
 def accuracy_for_time(selected: list, rows: list[dict]) -> None:
@@ -57,7 +58,7 @@ def accuracy_for_time(selected: list, rows: list[dict]) -> None:
     chosen = {r.id for r in selected}
     points = [s for s in rows if s["id"] in chosen and s["best_accuracy"] is not None and s["train_seconds"] > 0]
     if len(points) > 1:
-        st.plotly_chart(accuracy_vs_time_figure([p["id"] for p in points], [p["train_seconds"] for p in points],
+        chart(st, accuracy_vs_time_figure([p["id"] for p in points], [p["train_seconds"] for p in points],
                                                 [p["best_accuracy"] for p in points]), width="stretch")
 
 

@@ -9,6 +9,7 @@ from core.charts import embedding_figure
 from core.evaluations import SHIPPED, folder_for
 from core.images import enlarge
 from dashboard.common import data_dir, image_grid, literal
+from dashboard.present import chart
 
 MAP_METHODS = {"tsne": "t-SNE (shows the classes best)", "pca": "PCA (the two main directions)"}
 SHOWN = 40  # selected images shown at most
@@ -64,7 +65,7 @@ def similar_images(loaded, key: str, stamp: float, result, ds, classes: list[str
     st.caption(f"Each point is one of the first {n:,} test images, placed by the network's last features: images it "
                "sees as alike are close. Lasso or box points (or click one) to see them; click a class in the legend "
                "to hide it.")
-    event = st.plotly_chart(embedding_figure(coordinates, labels, predictions, classes, star), width="stretch",
+    event = chart(st, embedding_figure(coordinates, labels, predictions, classes, star), width="stretch",
                             key="map", on_select="rerun", selection_mode=("points", "box", "lasso"))
     selected_images(selected(event), ds, classes, predictions)
     if photo is not None:

@@ -20,6 +20,7 @@ from dashboard.common import data_dir, dataset, evaluation, events, image_grid, 
 from dashboard.inside import learning_replay
 from dashboard.live import shown_small
 from dashboard.pages import page
+from dashboard.present import chart
 
 
 def load_data(ds, name: list[str]) -> None:
@@ -125,7 +126,7 @@ def test_network(run, ds, name: list[str]) -> None:
                                                        f"{name[predicted[i]]}" for i in range(4)], per_row=4)
     result = evaluation(loaded, str(run.model_file), run.model_file.stat().st_mtime)
     st.code("\n".join(tutorial_lines(result, classes)), language=None)
-    st.plotly_chart(per_class_figure(classes, result.per_class_accuracy), width="stretch")
+    chart(st, per_class_figure(classes, result.per_class_accuracy), width="stretch")
     st.page_link(page("evaluate"), label="Where it goes wrong: confusion matrix, mistakes, calibration: Evaluate",
                  query_params={"run": run.id})
 

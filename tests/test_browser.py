@@ -260,3 +260,26 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     page.mouse.click(*cell)
     page.get_by_text("that are cat, predicted as dog").wait_for(timeout=30_000)
     page.close()
+
+
+def test_presenter_mode_for_a_projector(server, browser):
+    """?present=1: no sidebar, large text and charts, Classify's answer as a headline; it follows the presenter to
+    another page and stays in the address; leaving it brings the sidebar back."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # a projector's 1080p
+    page.goto(f"{url}/classify_page?model=default&present=1")
+    page.get_by_text("Classifying with").wait_for(timeout=30_000)
+    assert not page.locator("[data-testid='stSidebar']").is_visible()
+    assert page.evaluate("parseFloat(getComputedStyle(document.querySelector('h1')).fontSize)") >= 60
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(ROOT / "photos" / "chelsea.jpg"))
+    page.locator("h2").filter(has_text="cat · ").wait_for(timeout=60_000)
+    settle(page)
+    assert page.evaluate("document.querySelectorAll('.js-plotly-plot')[1].layout.font.size") == 20
+    shoot(page, "present")
+    page.get_by_role("link", name="Evaluate").click()  # the navigation is at the top
+    page.get_by_role("button", name="Leave presenter mode").wait_for(timeout=30_000)
+    assert "present=1" in page.url and not page.locator("[data-testid='stSidebar']").is_visible()
+    page.get_by_role("button", name="Leave presenter mode").click()
+    page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
+    assert "present" not in page.url
+    page.close()
