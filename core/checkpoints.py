@@ -98,6 +98,16 @@ class LoadedModel:
                        threshold=self.ood_threshold, unsure_below=self.ood_unsure_below)
 
 
+def check_fits(loaded: "LoadedModel", classes) -> None:
+    """CheckpointError unless `loaded` can be scored on data with `classes`: as many outputs, or more whose first
+    ones are those classes (a taught model: CIFAR-10's ten and a class of its own, which no test image has)."""
+    classes = list(classes)
+    if len(loaded.classes) == len(classes) or list(loaded.classes[:len(classes)]) == classes:
+        return
+    raise CheckpointError(f"The checkpoint predicts {len(loaded.classes)} classes but the data has {len(classes)}; "
+                          "pick a model trained on this dataset.")
+
+
 def _metadata(path: Path) -> dict:
     """classes/model from a run's config.json beside model.pth, or a model card <stem>.json (whose
     whole text is kept as `card`). A missing, malformed or odd file counts as absent."""

@@ -1,4 +1,4 @@
-"""`python -m core train|evaluate|predict|report|export`: the tutorial from the command line.
+"""`python -m core train|evaluate|predict|report|export|teach`: the tutorial from the command line.
 
 The dashboard launches exactly this command for its runs, so the two never drift apart.
 """
@@ -14,9 +14,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from core import events, ood, snapshots
-from core.checkpoints import load_model
+from core.checkpoints import check_fits, load_model
 from core.config import PRESETS, ConfigError, TrainConfig, with_overrides
-from core.data import DataConfig, DataError, load_dataset
+from core.data import DataConfig, DataError, image_files, load_dataset
 from core.devices import choose_device, device_name, for_this_device, slow_bf16
 from core.distributed import device_for, join, leave
 from core.evaluate import tutorial_lines
@@ -86,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="torchscript (LibTorch: Python, C++, Java) or onnx (onnxruntime and other runtimes); "
                         "default: from the output's suffix (.onnx: onnx), else torchscript")
     x.add_argument("-o", "--output", help="the file to write (default: the run's or file's name + .pt or .onnx)")
+
+    tc = sub.add_parser("teach", help="teach a model a new class from 10-200 photos of it (an 11-class run)")
+    tc.add_argument("base", help="the model to teach: a run directory or a .pth file (models/default.pth)")
+    tc.add_argument("photos", nargs="+", metavar="PHOTO_OR_FOLDER", help="photos of the new class, or folders of them")
+    tc.add_argument("--class-name", required=True, help="the new class's name (not one the model already has)")
+    tc.add_argument("--run-dir", help="the new run directory (default: runs/<timestamp>)")
+    tc.add_argument("--no-mix", action="store_true",
+                    help="train on the photos alone, without stored CIFAR-10 features: the ten are forgotten")
+    tc.add_argument("--framing", choices=FRAMINGS, default=FRAMING, help="what of a non-square photo is used")
+    tc.add_argument("--data-dir", help="the data for the mix and the meter (default: the base run's, else ./data)")
     return parser
 
 
@@ -247,16 +257,17 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
 def cmd_evaluate(args) -> int:
     device = choose_device(args.device)
     dataset = load_dataset(DataConfig(data_dir=args.data_dir, download=not args.no_download))
-    loaded = load_model(args.target, num_classes=len(dataset.classes))
+    loaded = load_model(args.target)
+    check_fits(loaded, dataset.classes)
     remembered = remembered_evaluate(loaded.model.to(device), dataset.test.to(device), loaded.normalizer(device),
-                                     num_classes=len(dataset.classes), tta=loaded.tta,
+                                     num_classes=len(loaded.classes), tta=loaded.tta,
                                      save_to=None if args.fresh else folder_for(dataset),
                                      shipped=() if args.fresh else (SHIPPED,))
     if remembered.note:
         print(f"note: {remembered.note}", file=sys.stderr)
     metrics = remembered.result
     if args.json:
-        print(json.dumps(metrics.to_dict(dataset.classes), indent=2))
+        print(json.dumps(metrics.to_dict(loaded.classes), indent=2))
     else:
         print("\n".join(tutorial_lines(metrics, dataset.classes)))
     return 0
@@ -325,10 +336,52 @@ def cmd_export(args) -> int:
     return 0
 
 
+def teach_photos(names: list[str], framing: str) -> list[tuple]:
+    """(name, [3,32,32] uint8) of each photo named or in each folder named; a ValueError naming every bad one."""
+    paths, problems = [], []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            found = image_files(path)
+            paths += found
+            if not found:
+                problems.append(f"{name}: a folder with no images in it")
+        elif path.is_file():
+            paths.append(path)
+        else:
+            problems.append(f"{name}: no such file or folder")
+    photos = []
+    for path in paths:
+        try:
+            photos.append((path.name, load_for_model(path, framing)))
+        except ImageError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise ValueError("nothing was taught; fix these and try again:\n  " + "\n  ".join(problems))
+    return photos
+
+
+def cmd_teach(args) -> int:
+    from core import teach
+
+    base = load_model(args.base)
+    dataset = load_dataset(DataConfig(data_dir=args.data_dir or teach.base_data_dir(base), download=False))
+    photos = teach_photos(args.photos, args.framing)
+    config = teach.TeachConfig(teach.check_request(base, args.class_name, photos, list(dataset.classes)),
+                               mix=not args.no_mix)
+    run_dir = Path(args.run_dir or Path("runs") / new_run_id())
+    teach.check_target(run_dir)
+    taught = teach.teach(base, photos, teach.reference(base, dataset), config)
+    run = teach.write_run(taught, base, config, dataset, run_dir)
+    print("\n".join(teach.summary_lines(taught, config)))
+    print(f"-> {run.path} (use it like any run: evaluate, predict, the dashboard)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "report": cmd_report,
-               "export": cmd_export}[args.command]
+               "export": cmd_export, "teach": cmd_teach}[args.command]
     try:
         return command(args)
     # ConfigError and CheckpointError are ValueErrors

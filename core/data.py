@@ -215,7 +215,8 @@ def _load_torchvision(path: Path) -> Dataset:
     return Dataset(splits[0], splits[1], tuple(ds.classes), "torchvision", path)
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, by name (hidden ones left out)."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
@@ -234,7 +235,7 @@ def _load_folder(path: Path) -> Dataset:
             files, labels = [], []
             for label, name in enumerate(classes):
                 folder = path / split / name
-                found = _image_files(folder) if folder.is_dir() else []
+                found = image_files(folder) if folder.is_dir() else []
                 if split == "train" and not found:
                     raise DataError(f"Class folder {folder} holds no images; add some or remove the folder.")
                 files += found

@@ -33,10 +33,10 @@ class EvalResult:
                 for c in range(len(counts))]
 
     def to_dict(self, classes: tuple[str, ...] | list[str]) -> dict:
-        """What metrics.json holds (no per-image arrays)."""
+        """What metrics.json holds (no per-image arrays); `per_class` has the classes with test images."""
         return {"accuracy": self.accuracy, "correct": self.correct, "total": self.total,
                 "classes": list(classes),
-                "per_class": dict(zip(classes, self.per_class_accuracy)),
+                "per_class": {c: a for c, a in zip(classes, self.per_class_accuracy) if a == a},  # NaN: no images
                 "confusion": self.confusion.tolist()}
 
 

@@ -72,9 +72,9 @@ def run_report(run: Run, dataset: Dataset | None, images: int = 24) -> str:
              _figure(accuracy_figure([Series(run.id, c["epoch"], c["test_accuracy"], c["val_accuracy"])],
                                      chance=1 / len(classes)), "accuracy"),
              "</div><h2>Per class</h2>",
-             _figure(per_class_figure(classes, [metrics["per_class"][k] for k in classes]), "per-class"),
+             _figure(per_class_figure(list(metrics["per_class"]), list(metrics["per_class"].values())), "per-class"),
              _figure(confusion_figure(metrics["confusion"], classes), "confusion")]
-    if dataset is not None and list(dataset.classes) == classes:
+    if dataset is not None and list(dataset.classes) == classes[:len(dataset.classes)]:  # a taught one has more
         loaded = load_model(run.path)
         result = remembered_evaluate(loaded.model, dataset.test, loaded.normalizer(), num_classes=len(classes),
                                      tta=loaded.tta, save_to=folder_for(dataset)).result
@@ -93,12 +93,20 @@ def run_report(run: Run, dataset: Dataset | None, images: int = 24) -> str:
     card = {"model": f"{train.get('model', '?')} (width {train.get('width', '?')})", "data": config.get("source", "?"),
             "classes": ", ".join(classes), "test accuracy": f"{100 * metrics['accuracy']:.2f} %",
             "training time": f"{metrics.get('train_seconds', 0):.1f} s"}
-    if "temperature" in metrics:
+    if "forgetting" in metrics:  # a taught run (core/teach.py)
+        f = metrics["forgetting"]
+        card["taught"] = (f"{classes[-1]} from {len(metrics.get('answers', []))} photos; the ten classes on the "
+                          f"first {f['test_images']:,} test images {100 * f['before']:.1f} % before, "
+                          f"{100 * f['after_mixed']:.1f} % after with CIFAR-10 mixed in, "
+                          f"{100 * f['after_alone']:.1f} % from the photos alone")
+    if "calibration_from" in metrics:
+        card["temperature"] = f"{metrics['temperature']:.3f} (the base model's, {metrics['calibration_from']})"
+    elif "temperature" in metrics:
         card["temperature"] = f"{metrics['temperature']:.3f} (fitted on {train.get('val_images')} validation images)"
         card["calibration error (test)"] = (f"{100 * metrics['test_ece']:.1f} % as trained, "
                                             f"{100 * metrics['test_ece_calibrated']:.1f} % with the temperature")
     if "ood_threshold" in metrics:
-        card["none of the ten"] = f"{metrics['ood_score']} score below {metrics['ood_threshold']:.3f}"
+        card["none of the ten"] = f"{metrics.get('ood_score', 'energy')} score below {metrics['ood_threshold']:.3f}"
     parts += ["<h2>Model card</h2>", _table(card), "<h2>Settings</h2>", _table(train)]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Run {html.escape(run.id)}</title>'
             f"<style>{STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"

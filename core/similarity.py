@@ -22,7 +22,7 @@ from core.views import private_view
 METHODS = ("pca", "tsne")
 
 
-def _classifier_name(model: nn.Module) -> str:
+def classifier_name(model: nn.Module) -> str:
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:
         raise ValueError("the model has no linear layer whose inputs would be its features")
@@ -34,7 +34,7 @@ def penultimate(model: nn.Module, images: torch.Tensor, normalize: Callable[[tor
                 batch_size: int = 500) -> torch.Tensor:
     """[N, D] float32 features of uint8 `images`: the inputs of the model's last linear layer."""
     view = private_view(model)
-    layer = dict(view.named_modules())[_classifier_name(view)]
+    layer = dict(view.named_modules())[classifier_name(view)]
     kept: list[torch.Tensor] = []
     layer.register_forward_pre_hook(lambda module, inputs: kept.append(inputs[0].flatten(1).float()))
     for batch in images.split(batch_size):

@@ -189,7 +189,7 @@ def _evaluation(key: str, mtime: float, data_path: str, _loaded):
     from core.evaluations import FOLDER, folder_for, remembered_evaluate
 
     ds = _dataset(data_path)
-    return remembered_evaluate(_loaded.model, ds.test, _loaded.normalizer(), num_classes=len(ds.classes),
+    return remembered_evaluate(_loaded.model, ds.test, _loaded.normalizer(), num_classes=len(_loaded.classes),
                                tta=_loaded.tta, save_to=folder_for(ds), shipped=(models_dir() / FOLDER,))
 
 

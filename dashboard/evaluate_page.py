@@ -8,7 +8,7 @@ import torch
 from core import anatomy
 from core.calibration import reliability, scaled
 from core.charts import confusion_figure, per_class_figure, reliability_figure
-from core.checkpoints import CheckpointError
+from core.checkpoints import CheckpointError, check_fits
 from core.images import enlarge
 from core.interpret import most_confused, top_losses
 from dashboard.common import (
@@ -50,9 +50,7 @@ def pick_model(ds):
             choice = choices[pick_saved(choices)]
             loaded = loaded_model(choice.path)
             picked = (loaded, str(choice.path), choice.path.stat().st_mtime, choice.label, choice.run)
-        if len(loaded.classes) != len(ds.classes):
-            raise CheckpointError(f"The checkpoint predicts {len(loaded.classes)} classes but the data has "
-                                  f"{len(ds.classes)}; pick a model trained on this dataset.")
+        check_fits(loaded, ds.classes)
     except CheckpointError as exc:
         st.error(literal(exc))
         st.stop()
@@ -82,7 +80,8 @@ def per_class_and_pairs(result, ds, classes: list[str]) -> None:
     left, right = st.columns(2)
     with left:
         ordered = st.toggle("Sort by accuracy")
-        chart(st, per_class_figure(classes, result.per_class_accuracy, sort=ordered), width="stretch")
+        shown = [(c, a) for c, a in zip(classes, result.per_class_accuracy) if a == a]  # a taught class: no images
+        chart(st, per_class_figure([c for c, _ in shown], [a for _, a in shown], sort=ordered), width="stretch")
     with right:
         st.markdown("**Most confused pairs**")
         pairs = most_confused(result.confusion, classes, k=8)
@@ -204,7 +203,7 @@ if ds is None:
 with settings():
     loaded, key, stamp, name, run = pick_model(ds)
 result = evaluation(loaded, key, stamp)
-classes = list(ds.classes)
+classes = list(loaded.classes)  # the data's, and a taught model's own after them
 headline(result, name, loaded, run)
 per_class_and_pairs(result, ds, classes)
 result = confidence(result, ds.test.labels, loaded.temperature)
