@@ -6,6 +6,7 @@ from core.charts import per_class_figure
 from core.checkpoints import CheckpointError
 from core.images import FRAMING, FRAMINGS, ImageError
 from dashboard.common import (
+    UPLOAD_TYPES,
     classified,
     dataset,
     link_model,
@@ -19,8 +20,6 @@ from dashboard.inside import learning_replay, what_if
 from dashboard.pages import page
 from dashboard.present import chart, settings
 from dashboard.similar import PHOTO
-
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
 
 def chosen_model():

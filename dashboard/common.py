@@ -23,6 +23,8 @@ from core.runs import EventReader, Run, list_runs, resolve_run
 from dashboard import present
 from dashboard.present import chart
 
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]  # what the pages take as a photo
+
 
 def runs_root() -> Path:
     return Path(os.environ.get("CIFAR_RUNS", "runs"))

@@ -13,7 +13,7 @@ from core.runs import list_runs
 from dashboard.common import literal
 
 PAGES = ["dashboard/overview.py", "dashboard/tutorial_page.py", "dashboard/data_page.py", "dashboard/train_page.py",
-         "dashboard/runs_page.py"]
+         "dashboard/runs_page.py", "dashboard/teach_page.py"]
 
 
 @pytest.fixture
