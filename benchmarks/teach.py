@@ -25,6 +25,8 @@ SHIPPED = ROOT / "models" / "default.pth"
 
 
 def brick_crops(folder: Path, count: int) -> list[Path]:
+    """`count` 96-pixel crops of photos/brick.jpg; every fifth (teaching's held-out ones) from the wall's right half,
+    which the others avoid (the tests use them too)."""
     wall = Image.open(ROOT / "photos" / "brick.jpg").convert("RGB")
     w, h = wall.size
     rng = np.random.default_rng(0)

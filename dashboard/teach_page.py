@@ -32,7 +32,8 @@ def photos_given() -> list:
     """(name, [3,32,32] uint8) of each upload and camera shot; an unreadable file gets a message and is left out."""
     files = st.file_uploader(f"Photos of the new class ({MIN_PHOTOS}–50; a folder's files can be dropped at once)",
                              type=UPLOAD_TYPES, accept_multiple_files=True)
-    shot = st.camera_input("Or take them one at a time", key="teach-camera")
+    with st.expander("Or take them with the camera, one at a time", icon=":material/photo_camera:"):
+        shot = st.camera_input("Take a photo", key="teach-camera")
     shots = st.session_state.setdefault("teach-shots", [])
     if shot is not None and (not shots or shots[-1] != shot.getvalue()):
         shots.append(shot.getvalue())

@@ -283,3 +283,27 @@ def test_presenter_mode_for_a_projector(server, browser):
     page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
     assert "present" not in page.url
     page.close()
+
+
+def test_teach_a_class_then_classify_a_photo_of_it(server, browser, tmp_path):
+    """Teach "brick" from ten crops of a brick wall, open the new run in Classify, and a crop it never saw is brick."""
+    if real_cifar_dir() is None:
+        pytest.skip("teaching the shipped model needs the original CIFAR-10 (its classes)")
+    from benchmarks.teach import brick_crops
+
+    url, _ = server
+    crops = brick_crops(tmp_path, 11)
+    page = open_page(browser, f"{url}/teach_page")
+    page.get_by_label("Name of the new class").fill("brick")
+    page.keyboard.press("Enter")
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files([str(p) for p in crops[:10]])
+    settle(page)
+    page.get_by_role("button", name="Teach", exact=True).click()
+    page.get_by_text("Taught “brick”").wait_for(timeout=120_000)
+    settle(page)
+    shoot(page, "teach")
+    page.get_by_role("button", name="Classify with it").click()
+    page.get_by_text("Classifying with").wait_for(timeout=30_000)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(crops[10]))
+    page.get_by_text("Prediction: brick").wait_for(timeout=60_000)
+    page.close()

@@ -9,6 +9,7 @@ import torch
 from conftest import CLASSES, ROOT, real_cifar_dir
 from PIL import Image
 
+from benchmarks.teach import brick_crops
 from core.checkpoints import load_model
 from core.cli import main
 from core.data import DataConfig, load_dataset
@@ -153,16 +154,7 @@ def test_the_shipped_model_learns_a_brick_wall_and_the_mix_keeps_the_ten(tmp_pat
     mixed in the ten lose little. (A class this unlike the ten costs them little even from the photos alone;
     BENCHMARKS.md has a mixed bag of photos, which costs them half their accuracy without the mix.)"""
 
-    wall = Image.open(ROOT / "photos" / "brick.jpg").convert("RGB")
-    w, h = wall.size
-    rng = np.random.default_rng(0)
-    photos = []
-    for i in range(15):
-        left = int(rng.integers(0, w // 2 - 96)) + (w // 2 if i % 5 == 4 else 0)  # held out: the right half
-        top = int(rng.integers(0, h - 96))
-        crop = wall.crop((left, top, left + 96, top + 96))
-        crop.save(tmp_path / f"brick-{i:02d}.png")
-        photos.append((f"brick-{i:02d}.png", load_for_model(tmp_path / f"brick-{i:02d}.png")))
+    photos = [(p.name, load_for_model(p)) for p in brick_crops(tmp_path, 15)]
     base = load_model(ROOT / "models" / "default.pth")
     dataset = load_dataset(DataConfig(data_dir=str(DATA), download=False))
     taught = teach(base, photos, reference(base, dataset), TeachConfig("brick"))
