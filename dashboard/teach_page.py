@@ -86,6 +86,8 @@ with settings():
     mix = st.toggle("Mix in stored CIFAR-10 images, so the ten are not forgotten", value=True)
 name = st.text_input("Name of the new class", max_chars=40, placeholder="e.g. mug")
 photos = photos_given()
+st.caption(f"{len(photos)} photo{'' if len(photos) == 1 else 's'} ready" + (f" (at least {MIN_PHOTOS} needed)"
+                                                                             if len(photos) < MIN_PHOTOS else ""))
 if st.button("Teach", type="primary", icon=":material/school:"):
     try:
         config = TeachConfig(check_request(base, name, photos, list(ds.classes)), mix=mix)

@@ -270,7 +270,9 @@ def test_presenter_mode_for_a_projector(server, browser):
     page.goto(f"{url}/classify_page?model=default&present=1")
     page.get_by_text("Classifying with").wait_for(timeout=30_000)
     assert not page.locator("[data-testid='stSidebar']").is_visible()
-    assert page.evaluate("parseFloat(getComputedStyle(document.querySelector('h1')).fontSize)") >= 60
+    # the style arrives as its own element, not necessarily before the title is drawn
+    page.wait_for_function("parseFloat(getComputedStyle(document.querySelector('h1')).fontSize) >= 60",
+                           timeout=30_000)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(ROOT / "photos" / "chelsea.jpg"))
     page.locator("h2").filter(has_text="cat · ").wait_for(timeout=60_000)
     settle(page)
@@ -297,9 +299,11 @@ def test_teach_a_class_then_classify_a_photo_of_it(server, browser, tmp_path):
     page.get_by_label("Name of the new class").fill("brick")
     page.keyboard.press("Enter")
     page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files([str(p) for p in crops[:10]])
+    page.get_by_text("10 photos ready").wait_for(timeout=60_000)  # the server has every upload (not just the chips)
     settle(page)
     page.get_by_role("button", name="Teach", exact=True).click()
-    page.get_by_text("Taught “brick”").wait_for(timeout=120_000)
+    page.locator("[data-testid='stAlert']").first.wait_for(timeout=120_000)
+    assert "Taught “brick”" in page.locator("[data-testid='stAlert']").first.inner_text()
     settle(page)
     shoot(page, "teach")
     page.get_by_role("button", name="Classify with it").click()
