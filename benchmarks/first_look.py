@@ -4,10 +4,12 @@
 
 1. In the process: `core.evaluations.remembered_evaluate` on the shipped model and the test set, reading the
    shipped file (a hit) and computing it (a miss, what every first look cost before), interleaved.
-2. In Chromium against `streamlit run app.py`, a fresh server each time: the seconds from opening
-   `evaluate_page?model=default` to its figures (the accuracy, the calibration line, the confusion pairs),
-   with the shipped evaluation (a fresh clone, and after a restart), and without it (a models folder holding
-   only the model and its card, the remembered copy beside the data removed first).
+2. In Chromium against `streamlit run app.py`, a fresh server each time: the seconds from starting it until it
+   answers, and from opening `evaluate_page?model=default` to its figures (the accuracy, the calibration line,
+   the confusion pairs), with the shipped evaluation (a fresh clone, and after a restart), the same without the
+   server's start (dashboard/warm.py: app.py run as a plain script, so the first page run imports and loads),
+   and without the shipped evaluation (a models folder holding only the model and its card, the remembered copy
+   beside the data removed first).
 """
 from __future__ import annotations
 
@@ -43,8 +45,11 @@ def in_process(data_dir: str, rounds: int) -> None:
           f"computed {m:.2f} s: {m / h:.0f}x")
 
 
-def first_look(browser, env: dict) -> float:
-    proc, url = serve_app(env, "--server.address", "127.0.0.1")
+def first_look(browser, env: dict, script: Path = ROOT / "app.py") -> tuple[float, float]:
+    """(seconds from launching the server until it answers, seconds from opening the page to its figures)."""
+    launched = time.perf_counter()
+    proc, url = serve_app(env, "--server.address", "127.0.0.1", script=script)
+    up = time.perf_counter() - launched
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1700})
         start = time.perf_counter()
@@ -53,7 +58,7 @@ def first_look(browser, env: dict) -> float:
         page.get_by_text("Most confused pairs").wait_for(timeout=60_000)
         seconds = time.perf_counter() - start
         page.close()
-        return seconds
+        return up, seconds
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -70,19 +75,23 @@ def in_chromium(data_dir: str, rounds: int) -> None:
         bare.mkdir()
         for name in ("default.pth", "default.json"):
             shutil.copy(ROOT / "models" / name, bare / name)
+        plain = ROOT / ".first_look_plain.py"  # app.py as the page script alone (no st.App, so no start); beside
+        plain.write_text("import runpy\nrunpy.run_path('app.py', run_name='__main__')\n")  # it: pages resolve there
         env = {**os.environ, "CIFAR_DATA": data_dir, "CIFAR_RUNS": str(Path(tmp) / "runs"), "PYTHONPATH": str(ROOT)}
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        remembered, computed = [], []
+        looks = {"remembered": [], "remembered, no start": [], "computed": []}
         for _ in range(rounds):
-            remembered.append(first_look(browser, env))  # each server is fresh: a clone's first start, a restart
+            looks["remembered"].append(first_look(browser, env))  # each server is fresh: a clone's first start
+            looks["remembered, no start"].append(first_look(browser, env, plain))
             beside_data.unlink(missing_ok=True)
-            computed.append(first_look(browser, {**env, "CIFAR_MODELS": str(bare)}))
+            looks["computed"].append(first_look(browser, {**env, "CIFAR_MODELS": str(bare)}))
             beside_data.unlink(missing_ok=True)
         browser.close()
-    r, c = statistics.median(remembered), statistics.median(computed)
-    print(f"Chromium, fresh server, open to figures: remembered {r:.1f} s (runs: "
-          f"{', '.join(f'{v:.1f}' for v in remembered)}), computed {c:.1f} s "
-          f"(runs: {', '.join(f'{v:.1f}' for v in computed)}): {c / r:.1f}x")
+        plain.unlink()
+    for name, times in looks.items():
+        up, seen = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+        print(f"Chromium, fresh server, {name}: up in {up:.1f} s, open to figures {seen:.1f} s (runs: "
+              f"{', '.join(f'{t[1]:.1f}' for t in times)}), launch to figures {up + seen:.1f} s")
 
 
 def main() -> None:

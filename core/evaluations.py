@@ -104,9 +104,10 @@ def save(path: Path, wanted: str, result: EvalResult) -> bool:
 
 def remembered_evaluate(model: nn.Module, split: Split, normalize: Callable[[torch.Tensor], torch.Tensor], *,
                         num_classes: int, save_to: Path | None, tta: str = "none",
-                        shipped: Sequence[Path] = (SHIPPED,)) -> Remembered:
+                        shipped: Sequence[Path] = (SHIPPED,), compute: bool = True) -> Remembered | None:
     """`core.evaluate.evaluate`'s result, read from a remembered file when one fits (the `shipped` folders first,
-    then `save_to`), else computed and remembered in `save_to`. Equal to evaluating afresh either way."""
+    then `save_to`), else computed and remembered in `save_to` (or None when not to `compute`). Equal to
+    evaluating afresh either way."""
     wanted = key(model, split, normalize, tta, num_classes)
     notes = []
     for folder in (*shipped, *([save_to] if save_to else [])):
@@ -119,6 +120,8 @@ def remembered_evaluate(model: nn.Module, split: Split, normalize: Callable[[tor
             notes.append(f"The remembered evaluation {path} was not used: {exc}. The model was evaluated again.")
             continue
         return Remembered(from_logits(logits, split.labels, num_classes), "remembered", path, " ".join(notes))
+    if not compute:
+        return None
     result = evaluate(model, split, normalize, num_classes=num_classes, tta=tta)
     path = Path(save_to) / f"{wanted}.pt" if save_to else None
     if path is not None and not save(path, wanted, result):

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 from core.evaluate import tta_logits
 from core.views import private_view
@@ -37,6 +36,10 @@ class Edit:
 
 def edited(image: torch.Tensor, edit: Edit) -> torch.Tensor:
     """`image` ([3,H,W] uint8) with `edit` applied: rotation, blur, brightness and contrast, then the square."""
+    # here, not at the top: torchvision's import brings torch._dynamo (~1.5 s), which the server's start
+    # (dashboard/warm.py) and every page that can edit a picture would otherwise pay before anyone edits one
+    import torchvision.transforms.v2.functional as TF
+
     out = image
     if edit.rotation:
         out = TF.rotate(out, edit.rotation, interpolation=TF.InterpolationMode.BILINEAR, fill=[GREY] * 3)

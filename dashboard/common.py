@@ -186,13 +186,17 @@ def loaded_model(path: Path | None = None, upload=None):
     return _model(str(path), path.stat().st_mtime, None)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Evaluating on the test set…")
-def _evaluation(key: str, mtime: float, data_path: str, _loaded):
+def _remembered(loaded, ds: Dataset, compute: bool = True):
     from core.evaluations import FOLDER, folder_for, remembered_evaluate
 
-    ds = _dataset(data_path)
-    return remembered_evaluate(_loaded.model, ds.test, _loaded.normalizer(), num_classes=len(_loaded.classes),
-                               tta=_loaded.tta, save_to=folder_for(ds), shipped=(models_dir() / FOLDER,))
+    return remembered_evaluate(loaded.model, ds.test, loaded.normalizer(), num_classes=len(loaded.classes),
+                               tta=loaded.tta, save_to=folder_for(ds), shipped=(models_dir() / FOLDER,),
+                               compute=compute)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Evaluating on the test set…")
+def _evaluation(key: str, mtime: float, data_path: str, _loaded):
+    return _remembered(_loaded, _dataset(data_path))
 
 
 def evaluation(loaded, key: str, mtime: float):
@@ -202,6 +206,25 @@ def evaluation(loaded, key: str, mtime: float):
     if remembered.note:
         st.info(literal(remembered.note), icon=":material/info:")
     return remembered.result
+
+
+def load_shared() -> None:
+    """Put in the shared caches, before anyone asks, what a first visit to Overview, Classify or Evaluate waits
+    for: the data, the shipped model, and its evaluation where one is remembered (one that is not takes ~40 s
+    and is computed when a page asks for it). The server calls this as it starts (dashboard/warm.py); the keys
+    are the ones the pages use, so their first look finds everything loaded."""
+    ds, default = dataset(), models_dir() / "default.pth"
+    if ds is None or not default.is_file():
+        return
+    from core.checkpoints import CheckpointError, check_fits
+
+    loaded = loaded_model(default)
+    try:
+        check_fits(loaded, ds.classes)
+    except CheckpointError:
+        return  # data of other classes: the pages say so when asked
+    if _remembered(loaded, ds, compute=False):
+        evaluation(loaded, str(default), default.stat().st_mtime)
 
 
 def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:

@@ -21,3 +21,8 @@ def page(name: str) -> st.Page:
 
 def all_pages() -> list[st.Page]:
     return [page(name) for name in _PAGES]
+
+
+def scripts() -> list[str]:
+    """Every page's file, relative to the repository."""
+    return [script for script, _, _ in _PAGES.values()]

@@ -1,0 +1,61 @@
+"""The server's start: what the first visitor would otherwise wait for is done before anyone connects.
+
+`streamlit run app.py` serves app.py's `st.App`, whose lifespan is `lifespan` below. Without it, a fresh server's
+first page run imports torch, pandas and plotly (~2.5 s on two cores) and loads the data, the shipped model and its
+evaluation: Evaluate's first look took 5.7 s, a warm server's 1–2 s. The imports run before the server accepts a
+connection, so no session's thread ever imports a module while this one does; the data and the model then load
+in a background thread into the same shared caches the pages use (a page that asks meanwhile waits for that one
+computation instead of starting its own), so a slow source (a JPEG tree decoded once: minutes) never delays the
+server's start.
+"""
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib
+import logging
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+def page_imports() -> list[str]:
+    """The modules app.py and every page import at their top, in the order they name them (read from the files,
+    so a page's new import is warmed too)."""
+    from dashboard.pages import scripts
+
+    names = []
+    for script in ["app.py", *scripts()]:
+        for node in ast.parse((ROOT / script).read_text()).body:
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.append(node.module)
+    return list(dict.fromkeys(n for n in names if n != "__future__"))
+
+
+def import_pages() -> None:
+    for name in page_imports():
+        importlib.import_module(name)
+
+
+def load_shared() -> None:
+    # Streamlit warns of every cached call made outside a page run: here that is the point
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+    try:
+        from dashboard.common import load_shared
+
+        load_shared()
+    except Exception:  # the page that needs it computes it again and shows what went wrong, in words
+        log.warning("Loading the data and the shipped model at start failed; the pages will load them when asked",
+                    exc_info=True)
+
+
+@asynccontextmanager
+async def lifespan(app):
+    await asyncio.to_thread(import_pages)
+    threading.Thread(target=load_shared, name="load-shared", daemon=True).start()
+    yield

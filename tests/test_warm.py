@@ -1,0 +1,59 @@
+"""The server's start (dashboard/warm.py): the pages' imports, the data, the shipped model and its remembered
+evaluation are loaded before the first visitor, into the very cache entries the pages then read."""
+import json
+import runpy
+
+import pytest
+import streamlit as st
+from conftest import ROOT, open_app, real_cifar_dir
+
+import core.checkpoints
+import core.evaluate
+import core.evaluations
+import dashboard.common
+from dashboard import warm
+
+
+def forbid(monkeypatch, *where):
+    """Any call to these (module, name) pairs fails the test: the page must find their results cached."""
+    for module, name in where:
+        def refuse(*args, _name=name, **kwargs):
+            raise AssertionError(f"{_name} ran again: the start did not load what the page needs")
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_the_pages_imports_are_read_from_their_files():
+    names = warm.page_imports()
+    assert {"torch", "pandas", "dashboard.common", "dashboard.inside", "core.charts"} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_app_py_serves_an_app_whose_start_is_the_warm_up():
+    """How `streamlit run app.py` imports it (each page run executes it as __main__ instead: open_app does that)."""
+    module = runpy.run_path(str(ROOT / "app.py"), run_name="app")
+    assert isinstance(module["app"], st.App) and module["app"]._user_lifespan is warm.lifespan
+
+
+@pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model's evaluation is of the original CIFAR-10")
+def test_evaluates_first_look_finds_everything_loaded_at_the_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR_DATA", str(real_cifar_dir()))
+    monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    warm.load_shared()
+    forbid(monkeypatch, (dashboard.common, "load_dataset"), (core.checkpoints, "load_model"),
+           (core.evaluations, "remembered_evaluate"), (core.evaluate, "evaluate"))
+    at = open_app("dashboard/evaluate_page.py", {"model": "default"})
+    card = json.loads((ROOT / "models" / "default.json").read_text())
+    assert at.metric[0].value == f"{100 * card['test_accuracy']:.2f} %"
+
+
+def test_the_start_never_computes_an_evaluation_nor_fails(monkeypatch, env):
+    """On data the shipped model was not evaluated on (the tiny tree has three classes of its own), or with no
+    data at all, the start loads what it can and computes nothing: the page does that when asked."""
+    st.cache_resource.clear()
+    forbid(monkeypatch, (core.evaluate, "evaluate"))
+    warm.load_shared()
+    assert dashboard.common.dataset() is not None
+    monkeypatch.setenv("CIFAR_DATA", str(env / "nothing here"))
+    warm.load_shared()
+    assert dashboard.common.dataset() is None
