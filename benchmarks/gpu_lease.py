@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -22,10 +21,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import ROOT
-from benchmarks.presets import subset, train_measured, warm_up
+from benchmarks.gpu import measured, prepared, summarise
 from core.config import PRESETS, with_overrides
-from core.data import DataConfig, load_dataset
-from core.devices import choose_device
 
 PLAN = [("gpu", 5), ("gpu-best", 2)]  # (preset, seeds), in this order
 
@@ -44,17 +41,6 @@ def device_facts(device: torch.device) -> dict:
         return {"device": str(device), "driver": "-", "torch": torch.__version__}
     return {"device": torch.cuda.get_device_name(device), "gpus": torch.cuda.device_count(), "driver": driver(),
             "cuda": torch.version.cuda, "torch": torch.__version__}
-
-
-def summarise(runs: list[dict], images_per_epoch: int) -> dict:
-    accuracies = [100 * r["accuracy"] for r in runs]
-    seconds = [r["train_s"] for r in runs]
-    return {"seeds": len(runs), "accuracy_mean": statistics.mean(accuracies),
-            "accuracy_sd": statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
-            "train_s_mean": statistics.mean(seconds),
-            "images_per_s": statistics.mean(images_per_epoch * r["epochs"] / r["train_s"] for r in runs),
-            "reached_94": sum(r["seconds_to_94"] is not None for r in runs),
-            "peak_gpu_mib": max(r["peak_gpu_mib"] for r in runs)}
 
 
 def main() -> None:
@@ -79,14 +65,9 @@ def main() -> None:
         log.flush()
 
     start = time.perf_counter()
-    device = choose_device(args.device)
-    data_config = DataConfig(data_dir=args.data_dir, download=False)
-    dataset = load_dataset(data_config)
-    if args.subset:
-        dataset = subset(dataset, args.subset)
+    device, data_config, dataset = prepared(args.data_dir, args.device, args.subset)
     facts = device_facts(device)
     say(f"{facts}, {len(dataset.train)} training images ({dataset.description})")
-    warm_up(dataset, device, data_config)
     say(f"warm-up epoch done at {time.perf_counter() - start:.1f} s")
 
     plan = [(preset, seed, {}) for preset, seeds in PLAN for seed in range(min(seeds, args.seeds or seeds))]
@@ -99,11 +80,7 @@ def main() -> None:
             say(f"budget of {args.budget_s:.0f} s spent: {name} seed {seed} not run")
             continue
         config = with_overrides(PRESETS[preset], seed=seed, epochs=args.epochs, **changes)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        r = {"preset": name, "seed": seed, "epochs": config.epochs,
-             **train_measured(config, dataset, device, data_config)}
-        r["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+        r = {"preset": name, "seed": seed, **measured(config, dataset, device, data_config)}
         runs.append(r)
         with (out / "runs.jsonl").open("a") as f:
             f.write(json.dumps(r) + "\n")

@@ -16,10 +16,9 @@ import statistics
 import time
 
 from benchmarks.common import ROOT
-from benchmarks.presets import subset, train_measured, warm_up
+from benchmarks.gpu import measured, prepared
 from core.config import PRESETS, with_overrides
-from core.data import DataConfig, Dataset, load_dataset
-from core.devices import choose_device
+from core.data import Dataset
 
 # airbench's optimiser settings in our units (its loss is summed over the batch of 1024 and its
 # lr and decay are given per 1024 images: 11.5 / 7850 * 1024 ≈ 1.5, decay 0.0153 / 7850 ≈ 2e-6).
@@ -42,7 +41,7 @@ VARIANTS = {
 def run(name: str, overrides: dict, seed: int, dataset: Dataset, device, data_config) -> dict:
     config = with_overrides(PRESETS["gpu"], **overrides, seed=seed)
     return {"variant": name, "seed": seed, "overrides": overrides,
-            **train_measured(config, dataset, device, data_config)}
+            **measured(config, dataset, device, data_config)}
 
 
 def main() -> None:
@@ -55,13 +54,8 @@ def main() -> None:
     parser.add_argument("--jsonl", help="append each run's figures to this file")
     args = parser.parse_args()
 
-    device = choose_device(args.device)
-    data_config = DataConfig(data_dir=args.data_dir, download=False)
-    dataset = load_dataset(data_config)
-    if args.subset:
-        dataset = subset(dataset, args.subset)
     start = time.perf_counter()
-    warm_up(dataset, device, data_config)
+    device, data_config, dataset = prepared(args.data_dir, args.device, args.subset)
     print(f"warm-up epoch done in {time.perf_counter() - start:.1f} s", flush=True)
 
     results = []

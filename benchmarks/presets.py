@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from benchmarks.tutorial_vs_seed import ROOT, fill_cache, find_source, machine, 
 
 # (accuracy, times shorter than the tutorial's code)
 TARGETS = {"tutorial": (0.50, 5.0), "fast": (0.65, 25.0), "cpu-best": (0.85, 1.0)}
-GPU_TARGET = 0.94
 
 
 def row(name: str, r: dict, baseline_s: float) -> str:
@@ -45,66 +43,21 @@ def check(results: dict) -> list[str]:
     return lines
 
 
-def train_measured(config, dataset, device, data_config) -> dict:
-    """Train `config` once in this process: final test accuracy (fraction), training seconds, the
-    training seconds at the first epoch that reached GPU_TARGET (None if none did), and the
-    accuracy after each epoch. gpu_sweep.py measures its variants with this too."""
-    from core.events import EPOCH
-    from core.train import train
-
-    epochs = []
-    result = train(config, dataset, device, data_config=data_config,
-                   on_event=lambda e: epochs.append(e) if e["type"] == EPOCH else None)
-    reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= GPU_TARGET]
-    return {"accuracy": epochs[-1]["test_accuracy"], "train_s": result.train_seconds,
-            "seconds_to_94": reached[0] if reached else None,
-            "curve": [round(e["test_accuracy"], 4) for e in epochs]}
-
-
-def subset(dataset, n: int):
-    """The first `n` training and `n` test images of `dataset`: the GPU scripts' smoke test on a CPU."""
-    from core.data import Dataset, Split
-
-    return Dataset(Split(dataset.train.images[:n], dataset.train.labels[:n]),
-                   Split(dataset.test.images[:n], dataset.test.labels[:n]), dataset.classes, dataset.kind, dataset.root)
-
-
-def warm_up(dataset, device, data_config) -> None:
-    """One untimed epoch of the gpu preset: cuDNN autotuning and CUDA start-up belong to no particular run."""
-    from core.config import PRESETS, with_overrides
-    from core.train import train
-
-    train(with_overrides(PRESETS["gpu"], epochs=1), dataset, device, data_config=data_config)
-
-
 def run_gpu(data_dir: Path, seeds: int) -> dict:
+    """The gpu preset trained `seeds` times in this process on CUDA (seeds 0..N-1), summarised as gpu_lease does."""
     import torch
 
+    from benchmarks.gpu import measured, prepared, summarise
     from core.config import PRESETS, with_overrides
-    from core.data import DataConfig, load_dataset
-    from core.devices import choose_device
 
-    device = choose_device("cuda")
-    data_config = DataConfig(data_dir=str(data_dir), download=False)
-    dataset = load_dataset(data_config)
-    config = PRESETS["gpu"]
-    warm_up(dataset, device, data_config)
+    device, data_config, dataset = prepared(data_dir)
     runs = []
-    torch.cuda.reset_peak_memory_stats(device)
     for seed in range(seeds):
-        r = train_measured(with_overrides(config, seed=seed), dataset, device, data_config)
+        r = measured(with_overrides(PRESETS["gpu"], seed=seed), dataset, device, data_config)
         runs.append(r)
         print(f"  gpu seed {seed}: {100 * r['accuracy']:.2f} % in {r['train_s']:.2f} s (94 % "
               f"{'at %.2f s' % r['seconds_to_94'] if r['seconds_to_94'] is not None else 'not reached'})", flush=True)
-    got_there = [r["seconds_to_94"] for r in runs if r["seconds_to_94"] is not None]
-    return {"device": torch.cuda.get_device_name(device), "seeds": seeds,
-            "accuracy_mean": 100 * statistics.mean(r["accuracy"] for r in runs),
-            "accuracy_std": 100 * statistics.pstdev(r["accuracy"] for r in runs),
-            "train_s": statistics.mean(r["train_s"] for r in runs),
-            # mean over the seeds that got there (NaN when none did); how many did, beside it
-            "seconds_to_94": statistics.mean(got_there) if got_there else float("nan"), "reached_94": len(got_there),
-            "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20,
-            "images": len(dataset.train) * config.epochs}
+    return {"device": torch.cuda.get_device_name(device), **summarise(runs, len(dataset.train))}
 
 
 def save_plot(results: dict, path: Path) -> None:
@@ -169,10 +122,10 @@ def main() -> None:
     if args.gpu or args.only_gpu:
         gpu = run_gpu(data_dir, args.seeds)
         results["gpu"] = gpu
-        print(f"gpu preset on {gpu['device']}: {gpu['accuracy_mean']:.2f} ± {gpu['accuracy_std']:.2f} % over "
-              f"{gpu['seeds']} seeds, {gpu['train_s']:.2f} s of training, 94 % reached by {gpu['reached_94']} "
-              f"of them, in {gpu['seconds_to_94']:.2f} s on average, {gpu['images'] / gpu['train_s']:.0f} images/s, "
-              f"peak GPU memory {gpu['peak_gpu_mib']:.0f} MiB")
+        reached = f"in {gpu['seconds_to_94_mean']:.2f} s on average" if gpu["reached_94"] else "never"
+        print(f"gpu preset on {gpu['device']}: {gpu['accuracy_mean']:.2f} ± {gpu['accuracy_sd']:.2f} % over "
+              f"{gpu['seeds']} seeds, {gpu['train_s_mean']:.2f} s of training, 94 % reached by {gpu['reached_94']} "
+              f"of them, {reached}, {gpu['images_per_s']:.0f} images/s, peak GPU memory {gpu['peak_gpu_mib']:.0f} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
     if args.plot and not args.only_gpu:
