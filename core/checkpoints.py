@@ -41,6 +41,11 @@ def load_state_dict(path, name: str | None = None) -> dict:
     return state
 
 
+def class_mismatch(predicted: int, data: int) -> CheckpointError:
+    return CheckpointError(f"The checkpoint predicts {predicted} classes but the data has {data}; "
+                           "pick a model trained on this dataset.")
+
+
 def model_from_state_dict(state: dict, name: str | None = None,
                           num_classes: int | None = None) -> tuple[nn.Module, str]:
     """Build the registered model whose shapes match `state` and load it; (model, name).
@@ -59,8 +64,7 @@ def model_from_state_dict(state: dict, name: str | None = None,
             problems.append(f"not a {candidate!r} checkpoint (its layers are named differently)")
             continue
         if num_classes is not None and classes != num_classes:
-            raise CheckpointError(f"The checkpoint predicts {classes} classes but the data has {num_classes}; "
-                                  "pick a model trained on this dataset.")
+            raise class_mismatch(classes, num_classes)
         model = spec.build(width=width, num_classes=classes)
         try:
             model.load_state_dict(state)
@@ -104,8 +108,7 @@ def check_fits(loaded: "LoadedModel", classes) -> None:
     classes = list(classes)
     if len(loaded.classes) == len(classes) or list(loaded.classes[:len(classes)]) == classes:
         return
-    raise CheckpointError(f"The checkpoint predicts {len(loaded.classes)} classes but the data has {len(classes)}; "
-                          "pick a model trained on this dataset.")
+    raise class_mismatch(len(loaded.classes), len(classes))
 
 
 def _metadata(path: Path) -> dict:

@@ -28,7 +28,8 @@ from core.views import private_view
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
-META = "cifar10lab.json"  # the TorchScript entry; "cifar10lab" is the ONNX metadata key
+ONNX_META = "cifar10lab"  # the ONNX metadata key holding the metadata's JSON
+META = f"{ONNX_META}.json"  # the TorchScript entry holding it
 INPUT, OUTPUT = "images", "logits"
 
 
@@ -89,8 +90,9 @@ def missing(fmt: str) -> str | None:
 
 
 def onnx_bytes(loaded) -> bytes:
-    if missing("onnx"):
-        raise ExportError(missing("onnx"))
+    why = missing("onnx")
+    if why:
+        raise ExportError(why)
     import onnx
     batch = torch.export.Dim("batch", min=1, max=65536)
     with warnings.catch_warnings():
@@ -98,7 +100,7 @@ def onnx_bytes(loaded) -> bytes:
         program = torch.onnx.export(standalone(loaded), (_example(),), dynamo=True, input_names=[INPUT],
                                     output_names=[OUTPUT], dynamic_shapes={"images": {0: batch}}, verbose=False)
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {"cifar10lab": json.dumps(metadata(loaded))})
+    onnx.helper.set_model_props(proto, {ONNX_META: json.dumps(metadata(loaded))})
     return proto.SerializeToString()
 
 
@@ -123,19 +125,17 @@ def load_exported(path: str | Path):
     """(run, metadata) for an exported file, by its own runtime: run(float32 [N,3,32,32] array in 0-1) -> logits
     as a numpy array. How a program that has never seen this project uses it (and how the tests check it)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
     if path.suffix == ".onnx":
         import onnxruntime
 
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist")
         try:
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, …)
             raise ExportError(f"{path} is not an ONNX model ({str(exc).splitlines()[0][:200]})") from None
-        meta = json.loads(session.get_modelmeta().custom_metadata_map.get("cifar10lab", "{}"))
+        meta = json.loads(session.get_modelmeta().custom_metadata_map.get(ONNX_META, "{}"))
         return (lambda images: session.run([OUTPUT], {INPUT: np.asarray(images, dtype=np.float32)})[0]), meta
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
     extra = {META: ""}
     try:
         with _no_deprecation():

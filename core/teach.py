@@ -26,11 +26,12 @@ import torch.nn.functional as F
 
 from core import events, ood
 from core.checkpoints import LoadedModel
-from core.data import Dataset, Split
+from core.data import Dataset
 from core.evaluate import from_logits
+from core.evaluations import SHIPPED, folder_for
 from core.models import MODELS
 from core.runs import Run
-from core.similarity import MAP_IMAGES, classifier_name, penultimate
+from core.similarity import MAP_IMAGES, classifier_name, feature_map, penultimate
 from core.transforms import augment, zoom_crop
 
 MIN_PHOTOS, MAX_PHOTOS = 10, 200
@@ -152,10 +153,12 @@ class Reference:
 
 def reference(base: LoadedModel, dataset: Dataset) -> Reference:
     index = mix_index(dataset.train.labels)
-    test = Split(dataset.test.images[:MAP_IMAGES], dataset.test.labels[:MAP_IMAGES])
     normalize = base.normalizer()
+    # the meter's test images are the map of similar images': their features are read where the map remembers
+    # them (shipped with the shipped model), and computed, rounded alike, where it does not
+    test = feature_map(base.model, dataset.test, normalize, folders=(SHIPPED,), save_to=folder_for(dataset))
     return Reference(penultimate(base.model, dataset.train.images[index], normalize), dataset.train.labels[index],
-                     penultimate(base.model, test.images, normalize), test.labels)
+                     test.test_features, dataset.test.labels[:MAP_IMAGES])
 
 
 def teach(base: LoadedModel, photos: list[tuple[str, torch.Tensor]], ref: Reference, config: TeachConfig) -> Taught:

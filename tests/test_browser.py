@@ -173,17 +173,19 @@ def test_evaluates_first_look_at_the_shipped_model_is_remembered_across_a_restar
 
     env = {**os.environ, "CIFAR_DATA": str(real_cifar_dir()), "CIFAR_RUNS": str(tmp_path / "runs"),
            "PYTHONPATH": str(ROOT)}
-    for _ in ("fresh", "restarted"):
+    card = json.loads((ROOT / "models" / "default.json").read_text())
+    shown = f"{100 * card['test_accuracy']:.2f} %"  # the card's accuracy, not a guess
+    for when in ("fresh", "restarted"):
         proc, url = serve_app(env, "--server.address", "127.0.0.1")
         try:
             page = open_page(browser, f"{url}/evaluate_page?model=default")
             started = time.monotonic()
-            page.get_by_text("with the temperature its run fitted").wait_for(timeout=25_000)
-            page.get_by_text("Most confused pairs").wait_for(timeout=5_000)
-            assert time.monotonic() - started < 25
-            card = json.loads((ROOT / "models" / "default.json").read_text())
-            shown = f"{100 * card['test_accuracy']:.2f} %"
-            page.get_by_text(shown).wait_for(timeout=5_000)  # the card's accuracy, not a guess
+            try:  # all three within 25 s of opening the page
+                for text in (shown, "with the temperature its run fitted", "Most confused pairs"):
+                    page.get_by_text(text).wait_for(timeout=max(1.0, 25 - (time.monotonic() - started)) * 1000)
+            except Exception:
+                shoot(page, f"first-look-{when}-failed")  # what the page showed instead, for whoever reads CI
+                raise
             page.close()
         finally:
             proc.terminate()
