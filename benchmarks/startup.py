@@ -2,7 +2,8 @@
 
 Each round runs, one after the other: the fast preset through `python -m core` (which ends the process with
 os._exit once everything is written) and through the same main() with the interpreter's normal exit (what
-it was before); `predict` of one photo both ways; and the parts: Python with `import torch`, with
+it was before), and once more without weight snapshots (`--snapshots 0`: their 24 evaluations of the first test
+images are not training time); `predict` of one photo both ways; and the parts: Python with `import torch`, with
 `torch._dynamo` too (torch.optim imports it on the first optimizer and every step), and their exits.
 
     python -m benchmarks.startup --rounds 3
@@ -28,9 +29,9 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - began
 
 
-def train_round(data: Path, tmp: Path, how: list[str]) -> tuple[float, float]:
+def train_round(data: Path, tmp: Path, how: list[str], *extra: str) -> tuple[float, float]:
     run_dir = tmp / f"run-{time.monotonic_ns()}"
-    whole = timed(train_command(run_dir, "--preset", "fast", "--data-dir", str(data), launcher=how))
+    whole = timed(train_command(run_dir, "--preset", "fast", "--data-dir", str(data), *extra, launcher=how))
     return whole, run_figures(run_dir)["train_seconds"]
 
 
@@ -58,12 +59,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train_round(data, Path(tmp), now)  # the decode cache and the page cache warm, as on a second run
         for _ in range(args.rounds):
-            for name, how in (("now", now), ("before", before)):
-                whole, training = train_round(data, Path(tmp), how)
+            for name, how, extra in (("now", now, ()), ("before", before, ()),
+                                     ("now, no snapshots", now, ("--snapshots", "0"))):
+                whole, training = train_round(data, Path(tmp), how, *extra)
                 figures.setdefault(f"fast {name}: whole", []).append(whole)
                 figures.setdefault(f"fast {name}: training", []).append(training)
                 figures.setdefault(f"fast {name}: whole / training", []).append(whole / training)
-                figures.setdefault(f"predict {name}: whole", []).append(timed([*how, *photo]))
+                if not extra:
+                    figures.setdefault(f"predict {name}: whole", []).append(timed([*how, *photo]))
             for name, code in (("import torch", "import torch"),
                                ("import torch, torch._dynamo", "import torch, torch._dynamo")):
                 inside, exit_s = part(code)

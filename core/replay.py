@@ -22,7 +22,8 @@ from core.snapshots import Snapshots
 class Frame:
     step: int  # optimizer steps taken (0: the initial weights)
     epoch: float  # the same, in epochs
-    accuracy: float  # the snapshot's accuracy on the first core.snapshots.SNAPSHOT_TEST_IMAGES test images
+    accuracy: float  # the snapshot's accuracy on the first `test_images` test images
+    test_images: int
     probabilities: list[float]  # the picture's, per class (softmax; snapshots have no fitted temperature)
     top: int  # its most likely class
     heat: np.ndarray  # [32,32] Grad-CAM map in [0,1] for `top`
@@ -46,8 +47,8 @@ def replay(loaded, snapshots: Snapshots, image: torch.Tensor) -> list[Frame]:
                              "belong to another network") from None
         prediction = predict(model, image.unsqueeze(0), normalize, tta=loaded.tta)[0]
         heat = saliency(model, image, normalize, target=prediction.top, layer=loaded.cam_layer)
-        frames.append(Frame(step, snapshots.epoch(i), snapshots.accuracy[i], prediction.probabilities,
-                            prediction.top, heat, anatomy.first_filters(model)))
+        frames.append(Frame(step, snapshots.epoch(i), snapshots.accuracy[i], snapshots.test_images,
+                            prediction.probabilities, prediction.top, heat, anatomy.first_filters(model)))
     return frames
 
 

@@ -97,7 +97,7 @@ def show_frame(frame: Frame, classes: list[str], image: torch.Tensor) -> None:
     cols[0].image(enlarge(overlay(image, frame.heat), 4), caption="where it looks (Grad-CAM)", width="stretch")
     with cols[1]:
         st.markdown(f"**Step {frame.step}** (epoch {frame.epoch:.2f}): test accuracy **{100 * frame.accuracy:.1f} %** "
-                    f"(first {snapshots.SNAPSHOT_TEST_IMAGES:,} test images)")
+                    f"(first {frame.test_images:,} test images)")
         for label, probability in frame.top_k(classes):
             st.progress(probability, text=f"{label} {100 * probability:.1f} %")
     with cols[2]:

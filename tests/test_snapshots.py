@@ -89,3 +89,12 @@ def test_the_run_directory_holds_them_and_a_bad_file_is_named(dataset, tmp_path)
     torch.save({"steps_per_epoch": 9, "steps": [0, 1], "accuracy": [0.1], "weights": [{}]}, tmp_path / "short.pt")
     with pytest.raises(snapshots.SnapshotError, match="not a complete"):
         snapshots.load(tmp_path / "short.pt")
+
+
+def test_a_file_says_how_many_test_images_scored_it_and_an_older_one_was_scored_on_2000():
+    kept = snapshots.Snapshots(9, [0], [0.1], [{"w": torch.zeros(2)}])
+    data = kept.to_dict()
+    assert data["test_images"] == snapshots.SNAPSHOT_TEST_IMAGES
+    assert snapshots.Snapshots.from_dict(data).test_images == snapshots.SNAPSHOT_TEST_IMAGES
+    del data["test_images"]  # what runs trained before the count changed wrote
+    assert snapshots.Snapshots.from_dict(data).test_images == 2000
