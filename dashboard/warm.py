@@ -2,11 +2,11 @@
 
 `streamlit run app.py` serves app.py's `st.App`, whose lifespan is `lifespan` below. Without it, a fresh server's
 first page run imports torch, pandas and plotly (~2.5 s on two cores) and loads the data, the shipped model and its
-evaluation: Evaluate's first look took 5.7 s, a warm server's 1–2 s. The imports run before the server accepts a
-connection, so no session's thread ever imports a module while this one does; the data and the model then load
-in a background thread into the same shared caches the pages use (a page that asks meanwhile waits for that one
-computation instead of starting its own), so a slow source (a JPEG tree decoded once: minutes) never delays the
-server's start.
+evaluation: Evaluate's first look took ~5 s, a warm server's 2.4 s (BENCHMARKS.md). The imports run before the
+server accepts a connection, so no session's thread ever imports a module while this one does; the data and the
+model then load in a background thread into the same shared caches the pages use (a page that asks meanwhile waits
+for that one computation instead of starting its own), so a slow source (a JPEG tree decoded once: minutes) never
+delays the server's start.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def import_pages() -> None:
         importlib.import_module(name)
 
 
-def load_shared() -> None:
+def preload() -> None:
     # Streamlit warns of every cached call made outside a page run: here that is the point
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
     try:
@@ -57,5 +57,5 @@ def load_shared() -> None:
 @asynccontextmanager
 async def lifespan(app):
     await asyncio.to_thread(import_pages)
-    threading.Thread(target=load_shared, name="load-shared", daemon=True).start()
+    threading.Thread(target=preload, name="preload", daemon=True).start()
     yield

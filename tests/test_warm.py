@@ -5,12 +5,14 @@ import runpy
 
 import pytest
 import streamlit as st
-from conftest import ROOT, open_app, real_cifar_dir
+import torch
+from conftest import CLASSES, ROOT, open_app, real_cifar_dir
 
 import core.checkpoints
 import core.evaluate
 import core.evaluations
 import dashboard.common
+from core.models import Net
 from dashboard import warm
 
 
@@ -39,7 +41,7 @@ def test_evaluates_first_look_finds_everything_loaded_at_the_start(monkeypatch, 
     monkeypatch.setenv("CIFAR_DATA", str(real_cifar_dir()))
     monkeypatch.setenv("CIFAR_RUNS", str(tmp_path / "runs"))
     st.cache_resource.clear()
-    warm.load_shared()
+    warm.preload()
     forbid(monkeypatch, (dashboard.common, "load_dataset"), (core.checkpoints, "load_model"),
            (core.evaluations, "remembered_evaluate"), (core.evaluate, "evaluate"))
     at = open_app("dashboard/evaluate_page.py", {"model": "default"})
@@ -48,12 +50,22 @@ def test_evaluates_first_look_finds_everything_loaded_at_the_start(monkeypatch, 
 
 
 def test_the_start_never_computes_an_evaluation_nor_fails(monkeypatch, env):
-    """On data the shipped model was not evaluated on (the tiny tree has three classes of its own), or with no
-    data at all, the start loads what it can and computes nothing: the page does that when asked."""
+    """A shipped model that fits the data but has no remembered evaluation, one of other classes, no data at all:
+    the start loads what it can and computes nothing (the page does that when asked)."""
+    models = env / "models"
+    models.mkdir()
+    torch.save(Net(num_classes=len(CLASSES)).state_dict(), models / "default.pth")
+    (models / "default.json").write_text(json.dumps({"model": "net", "classes": list(CLASSES)}))
+    monkeypatch.setenv("CIFAR_MODELS", str(models))
     st.cache_resource.clear()
     forbid(monkeypatch, (core.evaluate, "evaluate"))
-    warm.load_shared()
-    assert dashboard.common.dataset() is not None
+    dashboard.common.load_shared()  # not through preload, which would log an exception away
+    with pytest.MonkeyPatch.context() as loaded:  # both were loaded by the start: here they come from the cache
+        forbid(loaded, (dashboard.common, "load_dataset"), (core.checkpoints, "load_model"))
+        assert dashboard.common.dataset() is not None
+        assert dashboard.common.loaded_model(models / "default.pth").classes == list(CLASSES)
+    monkeypatch.delenv("CIFAR_MODELS")  # the real shipped model: ten classes, not the tiny tree's three
+    dashboard.common.load_shared()
     monkeypatch.setenv("CIFAR_DATA", str(env / "nothing here"))
-    warm.load_shared()
+    dashboard.common.load_shared()
     assert dashboard.common.dataset() is None
