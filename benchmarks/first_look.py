@@ -80,14 +80,16 @@ def in_chromium(data_dir: str, rounds: int) -> None:
         env = {**os.environ, "CIFAR_DATA": data_dir, "CIFAR_RUNS": str(Path(tmp) / "runs"), "PYTHONPATH": str(ROOT)}
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         looks = {"remembered": [], "remembered, no start": [], "computed": []}
-        for _ in range(rounds):
-            looks["remembered"].append(first_look(browser, env))  # each server is fresh: a clone's first start
-            looks["remembered, no start"].append(first_look(browser, env, plain))
-            beside_data.unlink(missing_ok=True)
-            looks["computed"].append(first_look(browser, {**env, "CIFAR_MODELS": str(bare)}))
-            beside_data.unlink(missing_ok=True)
+        try:
+            for _ in range(rounds):
+                looks["remembered"].append(first_look(browser, env))  # each server is fresh: a clone's first start
+                looks["remembered, no start"].append(first_look(browser, env, plain))
+                beside_data.unlink(missing_ok=True)
+                looks["computed"].append(first_look(browser, {**env, "CIFAR_MODELS": str(bare)}))
+                beside_data.unlink(missing_ok=True)
+        finally:
+            plain.unlink()
         browser.close()
-        plain.unlink()
     for name, times in looks.items():
         up, seen = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
         print(f"Chromium, fresh server, {name}: up in {up:.1f} s, open to figures {seen:.1f} s (runs: "

@@ -36,8 +36,20 @@ class Edit:
 
 def edited(image: torch.Tensor, edit: Edit) -> torch.Tensor:
     """`image` ([3,H,W] uint8) with `edit` applied: rotation, blur, brightness and contrast, then the square."""
-    # here, not at the top: torchvision's import brings torch._dynamo (~1.5 s), which the server's start
-    # (dashboard/warm.py) and every page that can edit a picture would otherwise pay before anyone edits one
+    out = image
+    if edit.rotation or edit.blur > 0 or edit.brightness != 1 or edit.contrast != 1:
+        out = _adjusted(out, edit)
+    if edit.occlude_size > 0:
+        out = out.clone()
+        half = edit.occlude_size / 2
+        top, left = max(0, round(edit.occlude_y - half)), max(0, round(edit.occlude_x - half))
+        out[:, top:top + edit.occlude_size, left:left + edit.occlude_size] = GREY
+    return out
+
+
+def _adjusted(image: torch.Tensor, edit: Edit) -> torch.Tensor:
+    # torchvision is imported here, not at the top: its import brings torch._dynamo (~1.5 s), which the server's
+    # start (dashboard/warm.py) and every photo's untouched "What if" would otherwise pay before anyone edits one
     import torchvision.transforms.v2.functional as TF
 
     out = image
@@ -50,11 +62,6 @@ def edited(image: torch.Tensor, edit: Edit) -> torch.Tensor:
         out = TF.adjust_brightness(out, edit.brightness)
     if edit.contrast != 1:
         out = TF.adjust_contrast(out, edit.contrast)
-    if edit.occlude_size > 0:
-        out = out.clone()
-        half = edit.occlude_size / 2
-        top, left = max(0, round(edit.occlude_y - half)), max(0, round(edit.occlude_x - half))
-        out[:, top:top + edit.occlude_size, left:left + edit.occlude_size] = GREY
     return out
 
 
