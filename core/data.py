@@ -63,8 +63,13 @@ HOLDOUT_SEED = 0  # one slice for every run, whatever its training seed: their v
 def first_of_each_class(split: Split, n: int) -> Split:
     """The first `n` images of each class, class by class: the same images of an ordered copy (the JPEG tree)
     and of the original, and a balanced subset when the whole split is more than a figure needs."""
-    idx = torch.cat([(split.labels == c).nonzero().flatten()[:n] for c in split.labels.unique()])
+    idx = first_indices(split.labels, n)
     return Split(split.images[idx], split.labels[idx])
+
+
+def first_indices(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Where `first_of_each_class` takes its images from: the first `n` indices of each class, class by class."""
+    return torch.cat([(labels == c).nonzero().flatten()[:n] for c in labels.unique()])
 
 
 def holdout(split: Split, n: int) -> tuple[Split, Split]:
