@@ -23,12 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def page_imports() -> list[str]:
-    """The modules app.py and every page import at their top, in the order they name them (read from the files,
-    so a page's new import is warmed too)."""
+    """The modules every page imports at its top, in the order they name them (read from the files, so a page's new
+    import is warmed too). app.py's own top imports only os and streamlit, which the server already has."""
     from dashboard.pages import scripts
 
     names = []
-    for script in ["app.py", *scripts()]:
+    for script in scripts():
         for node in ast.parse((ROOT / script).read_text()).body:
             if isinstance(node, ast.Import):
                 names += [alias.name for alias in node.names]
