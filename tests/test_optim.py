@@ -42,11 +42,14 @@ def test_fused_sgd_follows_the_tutorials_sgd(model_name, channels_last, override
     theirs, theirs_opt = train_steps(tutorial_sgd, config, model_name, channels_last)
     assert ours_opt.param_groups[0]["fused"]
     worst = max((p - q).abs().max().item() for p, q in zip(ours.parameters(), theirs.parameters()))
-    assert worst < 1e-6  # the same updates; only the rounding of a fused multiply-add differs
+    # The same updates; only the rounding of a fused multiply-add differs, and ten steps at lr 0.15 through batch
+    # norm carry it: 1.0e-6 on an AVX2-only CPU, 0.5e-6 with AVX-512. A real difference (weight decay left out or
+    # put on the norms, Nesterov off) moves a parameter by 0.3 or more.
+    assert worst < 1e-5
     if config.momentum:  # and the same state, so a checkpoint resumes the same either way
         for p, q in zip(ours.parameters(), theirs.parameters()):
             assert torch.allclose(ours_opt.state[p]["momentum_buffer"], theirs_opt.state[q]["momentum_buffer"],
-                                  atol=1e-6)
+                                  atol=1e-5)
 
 
 def test_checkpoints_move_between_fused_and_plain_sgd():
