@@ -1,7 +1,8 @@
 """What the GPU measurements share (benchmarks/gpu_lease.py, gpu_sweep.py and presets.py --gpu): the data loaded once
 and a warm-up epoch, one run measured in the process, and the figures over several seeds.
 
-Every function runs on a CPU too (`device="cpu"`, `n` images), so a script is checked before a lease.
+Every function runs on a CPU too (`device="cpu"`, `n` images), so a script is checked before a lease; there a preset
+runs as it would on that CPU (`for_this_device`: no bf16 where it is only emulated, ~10x slower for gpu-best).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from core.config import PRESETS, TrainConfig, with_overrides
 from core.data import DataConfig, Dataset, Split, load_dataset
-from core.devices import choose_device
+from core.devices import choose_device, for_this_device
 from core.events import EPOCH
 from core.train import train
 
@@ -34,7 +35,7 @@ def prepared(data_dir: str | Path, device: str = "cuda", n: int | None = None
     dataset = load_dataset(data_config)
     if n:
         dataset = subset(dataset, n)
-    train(with_overrides(PRESETS["gpu"], epochs=1), dataset, chosen, data_config=data_config)
+    train(for_this_device(with_overrides(PRESETS["gpu"], epochs=1), chosen), dataset, chosen, data_config=data_config)
     return chosen, data_config, dataset
 
 
@@ -45,7 +46,7 @@ def measured(config: TrainConfig, dataset: Dataset, device: torch.device, data_c
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     epochs = []
-    result = train(config, dataset, device, data_config=data_config,
+    result = train(for_this_device(config, device), dataset, device, data_config=data_config,
                    on_event=lambda e: epochs.append(e) if e["type"] == EPOCH else None)
     reached = [e["train_seconds"] for e in epochs if e["test_accuracy"] >= GPU_TARGET]
     return {"epochs": config.epochs, "accuracy": epochs[-1]["test_accuracy"], "train_s": result.train_seconds,
