@@ -1,4 +1,5 @@
 import os
+import shutil
 
 # As app.py does for the dashboard, before torch loads (here and in every process the tests start): on a busy
 # CPU, OpenMP threads spin-waiting for a descheduled partner turn a one-image prediction into seconds.
@@ -55,6 +56,28 @@ def dataset(tiny_tree, tmp_path):
     from core.data import DataConfig, load_dataset
 
     return load_dataset(DataConfig(data_dir=str(tiny_tree), download=False, cache_dir=str(tmp_path / "c")))
+
+
+@pytest.fixture(scope="session")
+def _tiny_run(tmp_path_factory) -> Path:
+    """One finished two-epoch run of a tiny tree (make_tree's: the same pixels as `tiny_tree`), started through the
+    launcher as the Train page starts it, once per test process."""
+    from core.config import TrainConfig
+    from core.launcher import start_training, wait_for
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    run = start_training(TrainConfig(epochs=2, lr=0.01), root / "runs", data_dir=str(make_tree(root / "tiny")))
+    assert wait_for(run, ("done", "failed"), 90) == "done"
+    return run.path
+
+
+@pytest.fixture
+def finished_run(env, _tiny_run):
+    """A finished run in this test's runs folder: its own copy of `_tiny_run`, to read or change (rename, delete,
+    evaluate), without a training process of its own (one costs ~4 CPU-seconds on two AVX2 cores)."""
+    from core.runs import Run
+
+    return Run(Path(shutil.copytree(_tiny_run, env / "runs" / _tiny_run.name)))
 
 
 @pytest.fixture(autouse=True)

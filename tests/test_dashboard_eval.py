@@ -8,17 +8,8 @@ import torch
 from conftest import open_app
 
 from core import ood
-from core.config import TrainConfig
-from core.launcher import start_training, wait_for
 from core.models import Net
 from dashboard.common import literal
-
-
-@pytest.fixture
-def finished_run(env, tiny_tree):
-    run = start_training(TrainConfig(epochs=2, lr=0.01), env / "runs", data_dir=str(tiny_tree))
-    assert wait_for(run, ("done", "failed"), 90) == "done"
-    return run
 
 
 def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):

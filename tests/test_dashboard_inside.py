@@ -1,23 +1,12 @@
 """Classify's learning replay and what if, through AppTest."""
-from pathlib import Path
 
 import image_zoo
-import pytest
 import streamlit as st
 from conftest import open_app
 
 from core import snapshots
-from core.config import TrainConfig
-from core.launcher import start_training, wait_for
 from dashboard.common import literal
 from dashboard.similar import selected
-
-
-@pytest.fixture
-def finished_run(env, tiny_tree):
-    run = start_training(TrainConfig(epochs=2, lr=0.01), env / "runs", data_dir=str(tiny_tree))
-    assert wait_for(run, ("done", "failed"), 90) == "done"
-    return run
 
 
 def classify(run, files: dict[str, bytes]):
@@ -100,14 +89,14 @@ def test_a_confusion_cell_shows_its_images(finished_run, dataset):
             assert len(shown) == confusion[actual][predicted]
 
 
-def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(finished_run):
+def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(finished_run, tiny_tree):
     at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
     assert "Similar images" in [h.value for h in at.subheader]
     method = next(r for r in at.radio if r.label == "Map")
     assert method.value == "pca"  # nothing drawn yet: the instant map first
     method.set_value("tsne").run()
     assert not at.exception and "map" in [c.key for c in at.get("plotly_chart")]
-    assert list(Path(finished_run.config()["data"]["data_dir"]).parent.rglob("map-*.pt"))
+    assert list(tiny_tree.parent.rglob("map-*.pt"))  # beside the data the dashboard shows
     # a new server finds the t-SNE map remembered and shows it first
     st.cache_resource.clear()
     at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
