@@ -1,14 +1,16 @@
 """The CLI end to end, as a user types it, on a tiny generated tree."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, make_tree
 from PIL import Image
 
 from core.models import Net
@@ -22,16 +24,24 @@ def cli(*args, cwd=None, env=None, timeout=120):
                           text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
 
-@pytest.fixture
-def trained(tiny_tree, tmp_path):
-    run_dir = tmp_path / "runs" / "first"
-    out = cli("train", "--data-dir", tiny_tree, "--run-dir", run_dir, *FAST)
+@pytest.fixture(scope="session")
+def _trained(tmp_path_factory):
+    """(a run trained by the CLI, what it printed, the tiny tree it trained on): once per test process."""
+    root = tmp_path_factory.mktemp("cli")
+    out = cli("train", "--data-dir", make_tree(root / "tiny"), "--run-dir", root / "runs" / "first", *FAST)
     assert out.returncode == 0, out.stderr
-    return run_dir, out
+    return root / "runs" / "first", out, root / "tiny"
 
 
-def test_train_prints_the_tutorials_lines_and_writes_the_run_directory(trained, tiny_tree):
-    run_dir, out = trained
+@pytest.fixture
+def trained(_trained, tmp_path):
+    """(this test's own copy of the CLI's run, what the CLI printed training it)."""
+    run_dir, out, _ = _trained
+    return Path(shutil.copytree(run_dir, tmp_path / "runs" / "first")), out
+
+
+def test_train_prints_the_tutorials_lines_and_writes_the_run_directory(_trained):
+    run_dir, out, tiny_tree = _trained
     lines = out.stdout.splitlines()
     assert "[1,     3] loss: " in out.stdout and "[2,     9] loss: " in out.stdout
     assert "Finished Training" in lines
