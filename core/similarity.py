@@ -118,11 +118,46 @@ def bank_index(train_size: int) -> torch.Tensor:
     return torch.arange(0, train_size, max(1, train_size // BANK_IMAGES))[:BANK_IMAGES]
 
 
-def neighbour_bank(model: nn.Module, train: Split, normalize) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training images a photo's neighbours are looked for among: their indices and features. Only a photo
-    needs them, so they are read when one is placed, not with the map (5,000 images: seconds on a CPU)."""
+def neighbour_bank(model: nn.Module, train: Split, normalize, *, folders: Sequence[Path] = (),
+                   save_to: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images a photo's neighbours are looked for among: their indices and features (half precision,
+    as remembered). Only a photo needs them, so they are read when one is placed, not with the map; like the map
+    they are remembered in `save_to` and found again there or in `folders` (5,000 images through the shipped w64
+    network: ~10 s on two AVX2 cores)."""
     index = bank_index(len(train))
-    return index, penultimate(model, train.images[index], normalize)
+    bank = Split(train.images[index], train.labels[index])
+    wanted = "bank-" + evaluations.key(model, bank, normalize, "none", 0)
+
+    def check(blob: dict) -> torch.Tensor:
+        features = blob.get("features")
+        if not isinstance(features, torch.Tensor) or len(features) != len(index) \
+                or not torch.isfinite(features.float()).all():
+            raise ValueError("its numbers are not this model's features")
+        return features.float()
+
+    found, _ = _find(wanted, (*folders, *([save_to] if save_to else [])), check, "neighbour features")
+    if found is not None:
+        return index, found
+    features = penultimate(model, bank.images, normalize).half()
+    if save_to:
+        evaluations.save_blob(Path(save_to) / f"{wanted}.pt", wanted, {"features": features})
+    return index, features.float()
+
+
+def _find(wanted: str, folders: Sequence[Path], check: Callable[[dict], object],
+          what: str) -> tuple[object, list[str]]:
+    """(what `check` makes of the first file remembered under key `wanted` in `folders` that passes it, or None;
+    a note for each file found that did not)."""
+    notes = []
+    for folder in folders:
+        path = Path(folder) / f"{wanted}.pt"
+        if not path.is_file():
+            continue
+        try:
+            return check(evaluations.load_blob(path, wanted)), notes
+        except ValueError as exc:
+            notes.append(f"The remembered {what} {path} was not used: {exc}. It was computed again.")
+    return None, notes
 
 
 def _key(model: nn.Module, test: Split, normalize) -> str:
@@ -145,18 +180,10 @@ def feature_map(model: nn.Module, test: Split, normalize, *, folders: Sequence[P
     """The FeatureMap of `model`, read from a file remembered under the same key as its evaluation would be (the
     weights, the images, the normalisation) in `folders` or `save_to`, else computed (for `remember`)."""
     test = Split(test.images[:MAP_IMAGES], test.labels[:MAP_IMAGES])
-    wanted = _key(model, test, normalize)
-    notes = []
-    for folder in (*folders, *([save_to] if save_to else [])):
-        path = Path(folder) / f"{wanted}.pt"
-        if not path.is_file():
-            continue
-        try:
-            features, maps = _check(evaluations.load_blob(path, wanted), len(test))
-        except ValueError as exc:
-            notes.append(f"The remembered feature map {path} was not used: {exc}. It was computed again.")
-            continue
-        return FeatureMap(features, maps, "remembered", " ".join(notes))
+    found, notes = _find(_key(model, test, normalize), (*folders, *([save_to] if save_to else [])),
+                         lambda blob: _check(blob, len(test)), "feature map")
+    if found is not None:
+        return FeatureMap(*found, "remembered", " ".join(notes))
     # rounded as they are remembered, so a map drawn now and one read back later are the same map
     return FeatureMap(penultimate(model, test.images, normalize).half().float(), note=" ".join(notes))
 

@@ -37,9 +37,11 @@ def _coordinates(key: str, mtime: float, data_path: str, method: str, _loaded, _
     return coordinates
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading the network's features of 5,000 training images…")
+@st.cache_resource(max_entries=4,
+                   show_spinner="Reading the network's features of 5,000 training images (once for this model)…")
 def _neighbour_bank(key: str, mtime: float, data_path: str, _loaded, _ds) -> tuple[torch.Tensor, torch.Tensor]:
-    return similarity.neighbour_bank(_loaded.model, _ds.train, _loaded.normalizer())
+    return similarity.neighbour_bank(_loaded.model, _ds.train, _loaded.normalizer(), folders=(SHIPPED,),
+                                     save_to=folder_for(_ds))
 
 
 def similar_images(loaded, key: str, stamp: float, result, ds, classes: list[str]) -> None:

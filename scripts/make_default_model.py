@@ -2,7 +2,7 @@
 
     python -m scripts.make_default_model [--preset gpu] [--data-dir data] [train flags ...]
     python -m scripts.make_default_model --from-run runs/<id> [...]   # the card for a run already trained
-    python -m scripts.make_default_model --map-only   # only Evaluate's map of similar images for the shipped model
+    python -m scripts.make_default_model --map-only   # only Evaluate's map and its photo neighbours
 
 Trains with our own CLI on CIFAR-10 (the defaults below: the `gpu` recipe with a validation split), then copies
 the run's model.pth and writes the card from the run's own config.json and metrics.json, so the card can only
@@ -146,14 +146,16 @@ def card_for(run_dir: Path, command: list[str], data_dir: str, tta: str) -> dict
 
 
 def shipped_map(model_path: Path, data_dir: str) -> None:
-    """Evaluate's map of similar images for the shipped model, both drawings (t-SNE takes a few seconds),
-    beside its test logits in models/evaluations/, so a first look draws it at once."""
+    """Evaluate's map of similar images for the shipped model, both drawings (t-SNE takes a few seconds), and the
+    training features a photo's neighbours are found among, beside its test logits in models/evaluations/, so a first
+    look draws the map, and places a photo on it, at once."""
     loaded = load_model(model_path)
-    test = load_dataset(DataConfig(data_dir=data_dir, download=False)).test
-    found = similarity.feature_map(loaded.model, test, loaded.normalizer())
+    dataset = load_dataset(DataConfig(data_dir=data_dir, download=False))
+    found = similarity.feature_map(loaded.model, dataset.test, loaded.normalizer())
     for method in similarity.METHODS:
         found = found.with_map(method, found.coordinates(method))
-    similarity.remember(found, loaded.model, test, loaded.normalizer(), SHIPPED)
+    similarity.remember(found, loaded.model, dataset.test, loaded.normalizer(), SHIPPED)
+    similarity.neighbour_bank(loaded.model, dataset.train, loaded.normalizer(), save_to=SHIPPED)
 
 
 def main() -> None:
@@ -162,7 +164,8 @@ def main() -> None:
     parser.add_argument("--from-run", type=Path, help="write the card for this finished run instead of training")
     parser.add_argument("--serve-tta", choices=TTA, default=SERVED_TTA,
                         help=f"the test-time views the shipped model is used with (default: {SERVED_TTA})")
-    parser.add_argument("--map-only", action="store_true", help="only write the shipped model's map of similar images")
+    parser.add_argument("--map-only", action="store_true",
+                        help="only write the shipped model's map of similar images and its neighbour features")
     args, extra = parser.parse_known_args()
     if args.map_only:
         return shipped_map(ROOT / "models" / "default.pth", args.data_dir)

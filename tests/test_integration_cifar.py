@@ -139,16 +139,25 @@ def test_the_data_page_and_overview_name_the_original_files(monkeypatch, tmp_pat
     assert any(m.value.startswith("**Source: CIFAR-10, original files**") for m in data.markdown)
 
 
-def test_the_shipped_models_evaluation_ships_with_it_and_is_its_own():
+def test_the_shipped_models_evaluation_ships_with_it_and_is_its_own(monkeypatch):
     """models/evaluations/ holds the shipped model's test-set logits: found by content, equal to the card's
-    accuracy, and (on a slice that costs a second) to what the model computes now."""
+    accuracy, and (on a slice that costs a second) to what the model computes now; and the features of the training
+    images a photo's neighbours are found among, which are this model's too."""
+    from core import similarity
     from core.checkpoints import load_model
     from core.data import DataConfig, load_dataset
     from core.evaluate import tta_logits
     from core.evaluations import SHIPPED, remembered_evaluate
 
     loaded = load_model(ROOT / "models" / "default.pth")
-    test = load_dataset(DataConfig(data_dir=str(DATA), download=False)).test
+    dataset = load_dataset(DataConfig(data_dir=str(DATA), download=False))
+    test = dataset.test
+    computed = similarity.penultimate
+    monkeypatch.setattr(similarity, "penultimate", lambda *a, **k: pytest.fail("the shipped bank was not found"))
+    index, bank = similarity.neighbour_bank(loaded.model, dataset.train, loaded.normalizer(), folders=(SHIPPED,))
+    assert len(index) == len(bank) == similarity.BANK_IMAGES
+    now = computed(loaded.model, dataset.train.images[index[:200]], loaded.normalizer())
+    assert torch.allclose(now, bank[:200], atol=1e-2, rtol=1e-2)  # half precision, as remembered
     found = remembered_evaluate(loaded.model, test, loaded.normalizer(), num_classes=10, tta=loaded.tta,
                                 save_to=None)
     assert found.source == "remembered" and found.path.parent == SHIPPED and not found.note
