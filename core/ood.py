@@ -10,8 +10,10 @@ and textures.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 KEEP = 0.95  # share of held-out CIFAR images above the threshold: 1 in 20 is flagged, the usual operating point
 SCORES = ("max-probability", "energy")
@@ -83,6 +85,36 @@ def verdict(score: float, threshold: float | None, classes: int, unsure_below: f
     return f"looks like one of the {number} classes ({SCORE} score {score:.2f}, threshold {threshold:.2f})"
 
 
+FEATURE_SCORES = ("knn", "mahalanobis")
+KNN_K = 5  # Sun et al. take the 50th nearest of 50,000 training images; the neighbour bank holds a tenth of them
+
+
+def knn_familiarity(features: torch.Tensor, bank: torch.Tensor, k: int = KNN_K) -> torch.Tensor:
+    """Per image, the cosine similarity of its penultimate features to the k-th nearest training image's (Sun et
+    al., "Out-of-distribution detection with deep nearest neighbors", 2022): higher = more like the training data."""
+    similarity = F.normalize(features.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
+    return similarity.topk(min(k, bank.shape[0]), dim=1).values[:, -1].double()
+
+
+def mahalanobis_fit(bank: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class means of training features and the inverse of their shared covariance (Lee et al., "A simple unified
+    framework for detecting out-of-distribution samples and adversarial attacks", 2018). A small ridge keeps the
+    inverse finite when features are fewer than their dimensions."""
+    bank = bank.double()
+    classes = labels.unique()
+    means = torch.stack([bank[labels == c].mean(0) for c in classes])
+    centred = bank - means[torch.searchsorted(classes, labels)]
+    covariance = centred.T @ centred / len(bank)
+    ridge = 1e-6 * covariance.diagonal().mean().clamp_min(1e-12)
+    return means, torch.linalg.inv(covariance + ridge * torch.eye(len(covariance), dtype=torch.float64))
+
+
+def mahalanobis_familiarity(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """Minus the squared Mahalanobis distance to the nearest class mean: higher = more like the training data."""
+    offsets = features.double().unsqueeze(1) - means.unsqueeze(0)  # [N, C, D]
+    return -torch.einsum("ncd,de,nce->nc", offsets, precision, offsets).amin(1)
+
+
 def auroc(familiar_scores: torch.Tensor, outlier_scores: torch.Tensor) -> float:
     """The chance that a random familiar image scores above a random outlier (ties count half): 1 separates
     them perfectly, 0.5 is a coin toss. Computed from ranks (the Mann–Whitney U statistic)."""
@@ -102,6 +134,21 @@ def auroc(familiar_scores: torch.Tensor, outlier_scores: torch.Tensor) -> float:
 
 PHOTOS = Path(__file__).resolve().parent.parent / "photos"
 IN_CLASS_PHOTOS = {"chelsea.jpg": "cat"}  # photos/README.md: the one sample photo of one of the ten classes
+
+
+VALIDATION_PHOTOS = PHOTOS / "validation"  # photos/validation/README.md: real photos sorted by hand
+NONE_OF_THEM = -1  # the label of a photo that shows none of the classes
+
+
+def labelled_photos(classes: Sequence[str], folder: Path = VALIDATION_PHOTOS) -> list[tuple[Path, int]]:
+    """The real photos of `folder` with their labels: the index in `classes` of the folder a photo is in, or
+    NONE_OF_THEM for `none/`. Folders of other names are not read."""
+    labelled = [(p, NONE_OF_THEM) for p in sorted((folder / "none").glob("*.jpg"))]
+    for index, name in enumerate(classes):
+        labelled += [(p, index) for p in sorted((folder / name).glob("*.jpg"))]
+    if not labelled:
+        raise FileNotFoundError(f"no photos in {folder}: build them with `python -m scripts.photo_validation`")
+    return labelled
 
 
 def outlier_photos(folder: Path = PHOTOS) -> list[Path]:

@@ -151,3 +151,48 @@ def test_predict_prints_the_verdict(tmp_path):
     assert "not sure this is one of the ten classes" in cli("predict", run, tmp_path / "green.png").stdout
     bad = cli("predict", run, tmp_path / "green.png", "--framing", "stretch")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_knn_scores_the_kth_nearest_training_feature_by_cosine_similarity():
+    bank = torch.tensor([[1.0, 0.0], [2.0, 0.1], [3.0, -0.1], [0.0, 1.0]])  # three along x, one along y
+    near_x, between = torch.tensor([[5.0, 0.0]]), torch.tensor([[1.0, 1.0]])
+    one, three = ood.knn_familiarity(near_x, bank, k=1), ood.knn_familiarity(near_x, bank, k=3)
+    assert one.item() == pytest.approx(1.0) and three.item() == pytest.approx(2 / math.hypot(2, 0.1))
+    # the third nearest of a point along y is along x: far, so it scores below the point at 45°
+    assert ood.knn_familiarity(torch.tensor([[0.0, 1.0]]), bank, k=3) < ood.knn_familiarity(between, bank, k=3)
+    assert ood.knn_familiarity(near_x, bank, k=99).item() == pytest.approx(0.0)  # k past the bank: its farthest
+
+
+def test_mahalanobis_measures_distance_in_units_of_the_features_own_spread():
+    generator = torch.Generator().manual_seed(0)
+    spread = torch.tensor([10.0, 0.1])  # wide along x, narrow along y, for both classes
+    bank = torch.cat([torch.randn(500, 2, generator=generator) * spread + torch.tensor([0.0, 0.0]),
+                      torch.randn(500, 2, generator=generator) * spread + torch.tensor([0.0, 5.0])])
+    labels = torch.tensor([3] * 500 + [7] * 500)  # class indices need not start at 0
+    means, precision = ood.mahalanobis_fit(bank, labels)
+    assert torch.allclose(means, torch.tensor([[0.0, 0.0], [0.0, 5.0]], dtype=torch.float64), atol=1.0)
+    scores = ood.mahalanobis_familiarity(torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 0.5], [0.0, 5.0]]),
+                                         means, precision)
+    # 5 along the wide axis is closer than 0.5 along the narrow one; each class mean is home
+    assert scores[0] > scores[1] > scores[2] and scores[3] > scores[2]
+    assert scores[1].item() == pytest.approx(-(5 / 10) ** 2, rel=0.2)
+
+
+def test_labelled_photos_read_class_folders_and_none(tmp_path):
+    for folder, name in (("cat", "a.jpg"), ("none", "b.jpg"), ("cat", "c.jpg"), ("lorry", "d.jpg")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / name)
+    found = [(p.name, label) for p, label in ood.labelled_photos(["airplane", "cat"], tmp_path)]
+    assert found == [("b.jpg", ood.NONE_OF_THEM), ("a.jpg", 1), ("c.jpg", 1)]  # "lorry" is no class: not read
+    with pytest.raises(FileNotFoundError, match="scripts.photo_validation"):
+        ood.labelled_photos(["cat"], tmp_path / "missing")
+
+
+def test_the_shipped_real_photos_cover_the_ten_classes_and_each_is_credited():
+    from core.data import CIFAR10_CLASSES
+    labelled = ood.labelled_photos(CIFAR10_CLASSES)
+    assert {label for _, label in labelled} == {ood.NONE_OF_THEM, *range(10)}
+    readme = (ood.VALIDATION_PHOTOS / "README.md").read_text()
+    listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
+    assert listed == {p.relative_to(ood.VALIDATION_PHOTOS).as_posix() for p, _ in labelled}
+    assert sum(label == ood.NONE_OF_THEM for _, label in labelled) >= 50
