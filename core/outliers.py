@@ -3,10 +3,12 @@ with Outlier Exposure", 2019).
 
 A run with `outlier_exposure` above 0 adds a few of these to every batch and pushes the network's prediction on
 them toward the uniform distribution (`OutlierExposureLoss`), so that "none of the ten" becomes something it was
-taught rather than only how weakly it responds. The pool is made once per run from a seed: random crops of the
-sample photos kept for training (`TRAINING_PHOTOS`; the others stay out, to measure on), "dead leaves" (random
-overlapping discs, Baradad et al. 2021), noise with a natural image's 1/f spectrum, and stripes, checkerboards,
-gradients and flat colours. None of it is, or is taken from, a CIFAR image.
+taught rather than only how weakly it responds. The pool is made once per run from a seed: views of real photos of
+things that are none of the ten (photos/exposure/, from Debian packages: food, tools, plants, fish, clothes,
+animals of other kinds), random crops of the texture photos kept for training (`TRAINING_PHOTOS`; the photos of
+things in photos/ and all of photos/validation/ stay out, to measure on), "dead leaves" (random overlapping discs,
+Baradad et al. 2021), noise with a natural image's 1/f spectrum, and stripes, checkerboards, gradients and flat
+colours. None of it is, or is taken from, a CIFAR image.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from core.ood import PHOTOS
 
 # Textures, scans and scientific images (photos/README.md). The photos of things (astronaut, camera, coffee,
 # motorcycle, rocket, the clock) never train: they measure whether what was taught carries to real objects.
+EXPOSURE_PHOTOS = PHOTOS / "exposure"  # photos/exposure/README.md: none of them is in photos/validation/
 TRAINING_PHOTOS = ("brick.jpg", "cell.jpg", "coins.jpg", "grass.jpg", "gravel.jpg", "hubble-deep-field.jpg",
                    "ihc.jpg", "moon.jpg", "page.jpg", "retina.jpg", "text.jpg")
 POOL = 5000  # images in a run's pool; each step draws from it with replacement
@@ -56,24 +59,42 @@ def _uniform(n: int, generator: torch.Generator, low: float = 0.0, high: float =
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
-def photo_crops(n: int, generator: torch.Generator, folder: Path = PHOTOS) -> torch.Tensor:
-    """`n` random crops of the training photos, 2–100 % of a photo's short side, antialiased to 32×32."""
+def _squares(paths: list[Path], n: int, generator: torch.Generator, shares: torch.Tensor) -> torch.Tensor:
+    """`n` squares from random pictures of `paths`, each `shares[i]` of the picture's short side at a random place,
+    antialiased to 32×32; a share of 0 stands for the whole picture framed as an upload is (core.images.to_32)."""
     from PIL import Image
 
-    from core.images import open_image, to_rgb
+    from core.images import open_image, to_rgb, to_uint8_tensor
 
-    photos = [to_rgb(open_image(folder / name)) for name in TRAINING_PHOTOS]
+    photos = [to_rgb(open_image(path)) for path in paths]
     crops = []
     which = torch.randint(0, len(photos), (n,), generator=generator).tolist()
-    for index, side_share, x, y in zip(which, _uniform(n, generator, 0.15, 1.0).tolist(),
-                                       _uniform(n, generator).tolist(), _uniform(n, generator).tolist()):
+    for index, share, x, y in zip(which, shares.tolist(), _uniform(n, generator).tolist(),
+                                  _uniform(n, generator).tolist()):
         picture = photos[index]
-        side = max(8, round(side_share ** 2 * min(picture.size)))  # squared: small crops as often as large
+        if share == 0:
+            crops.append(to_uint8_tensor(picture))
+            continue
+        side = max(8, round(share * min(picture.size)))
         left, top = round(x * (picture.width - side)), round(y * (picture.height - side))
         crop = picture.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side),
                               reducing_gap=2.0)
-        crops.append(torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8).view(SIZE, SIZE, 3))
-    return torch.stack(crops).permute(0, 3, 1, 2).contiguous()
+        crops.append(torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8).view(SIZE, SIZE, 3)
+                     .permute(2, 0, 1))
+    return torch.stack(crops).contiguous()
+
+
+def photo_crops(n: int, generator: torch.Generator, folder: Path = PHOTOS) -> torch.Tensor:
+    """`n` random crops of the texture photos, 2–100 % of a photo's short side."""
+    shares = _uniform(n, generator, 0.15, 1.0) ** 2  # squared: small crops as often as large
+    return _squares([folder / name for name in TRAINING_PHOTOS], n, generator, shares)
+
+
+def object_views(n: int, generator: torch.Generator, folder: Path = EXPOSURE_PHOTOS) -> torch.Tensor:
+    """`n` views of the photos of things that are none of the ten: half of them the whole picture as an upload is
+    framed, half a square of 50–100 % of its short side, so the thing is still there to be seen."""
+    shares = torch.where(torch.rand(n, generator=generator) < 0.5, 0.0, _uniform(n, generator, 0.5, 1.0))
+    return _squares(sorted(folder.glob("*.jpg")), n, generator, shares)
 
 
 def _colors(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -128,10 +149,11 @@ def patterns(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def training_outliers(count: int = POOL, seed: int = 0, folder: Path = PHOTOS) -> torch.Tensor:
-    """A run's pool: [count,3,32,32] uint8, 40 % photo crops, 25 % dead leaves, 20 % 1/f noise, 15 % patterns,
-    shuffled; the same for the same seed."""
+    """A run's pool: [count,3,32,32] uint8, 30 % views of photos of things, 20 % texture crops, 20 % dead leaves,
+    15 % 1/f noise, 15 % patterns, shuffled; the same for the same seed."""
     generator = torch.Generator().manual_seed(seed)
-    crops, leaves, noise = round(0.4 * count), round(0.25 * count), round(0.2 * count)
-    pool = torch.cat([photo_crops(crops, generator, folder), dead_leaves(leaves, generator),
-                      spectral_noise(noise, generator), patterns(count - crops - leaves - noise, generator)])
+    things, crops, leaves, noise = (round(share * count) for share in (0.3, 0.2, 0.2, 0.15))
+    pool = torch.cat([object_views(things, generator, folder / "exposure"), photo_crops(crops, generator, folder),
+                      dead_leaves(leaves, generator), spectral_noise(noise, generator),
+                      patterns(count - things - crops - leaves - noise, generator)])
     return pool[torch.randperm(count, generator=generator)]

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from core import ood, outliers
 from core.config import TrainConfig
+from core.data import CIFAR10_CLASSES
 from core.train import _Training, train
 
 
@@ -40,6 +41,34 @@ def test_the_pool_is_the_same_for_a_seed_and_never_uses_the_photos_kept_to_measu
     assert {"astronaut.jpg", "coffee.jpg", "rocket.jpg", "camera.jpg", "motorcycle.jpg"} <= kept
     assert all((outliers.PHOTOS / name).is_file() for name in outliers.TRAINING_PHOTOS)
     assert "chelsea.jpg" not in outliers.TRAINING_PHOTOS  # the cat is one of the ten
+
+
+def test_object_views_are_whole_uploads_or_large_squares_of_the_exposure_photos(tmp_path):
+    from PIL import Image
+
+    from core.images import load_for_model
+    picture = Image.new("RGB", (120, 60), (200, 30, 30))
+    picture.paste((30, 30, 200), (60, 0, 120, 60))  # red on the left, blue on the right
+    picture.save(tmp_path / "halves.jpg", quality=95)
+    views = outliers.object_views(40, torch.Generator().manual_seed(0), tmp_path)
+    assert views.shape == (40, 3, 32, 32) and views.dtype == torch.uint8
+    whole = load_for_model(tmp_path / "halves.jpg")
+    squares = [v for v in views if not torch.equal(v, whole)]
+    assert 5 < len(squares) < 35  # about half are framed as an upload is
+    # the others are squares of the picture: red, blue or the edge between them, never the padding's mean colour
+    assert all(((v[0].float() - v[2].float()).abs() > 100).float().mean() > 0.5 for v in squares)
+    assert len({bytes(v.numpy()) for v in squares}) > 5
+
+
+def test_exposure_photos_are_none_of_the_validation_photos():
+    exposure = (outliers.EXPOSURE_PHOTOS / "README.md").read_text()
+    validation = (ood.VALIDATION_PHOTOS / "README.md").read_text()
+
+    def sources(readme: str) -> set[str]:  # the "from" column: package, version and the file inside it
+        return {line.split(" | ")[2].split(";")[0] for line in readme.splitlines() if line.startswith("| `")}
+    trained, measured = sources(exposure), sources(validation)
+    assert len(trained) == len(list(outliers.EXPOSURE_PHOTOS.glob("*.jpg"))) >= 300
+    assert len(measured) == len(ood.labelled_photos(CIFAR10_CLASSES)) and trained.isdisjoint(measured)
 
 
 def test_each_batch_gets_an_eighth_as_many_outliers_labelled_minus_one(dataset):
