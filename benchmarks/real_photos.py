@@ -66,6 +66,23 @@ def share(mask: torch.Tensor) -> str:
     return f"{100 * mask.double().mean():.0f}"
 
 
+def verdicts(loaded: LoadedModel, framing: str = FRAMING) -> dict:
+    """What a person sees for the real photos as `loaded` is served: accuracy on the photos of the ten, and the
+    shares of each group that its verdict calls "none of the ten" and "not sure" (shares, 0–1)."""
+    images, labels = photo_set(loaded.classes, framing)
+    ten = labels != ood.NONE_OF_THEM
+    predictions = loaded.predict(images)
+    answers = [p.answer for p in predictions]
+    out = {"framing": framing, "photos_of_the_ten": int(ten.sum()), "photos_of_none": int((~ten).sum()),
+           "accuracy": round(float((torch.tensor([p.top for p in predictions])[ten] == labels[ten])
+                                   .double().mean()), 4)}
+    for group, mask in (("ten", ten), ("none", ~ten)):
+        said = [a for a, m in zip(answers, mask.tolist()) if m]
+        out[f"{group}_flagged"] = round(said.count(ood.UNFAMILIAR) / len(said), 4)
+        out[f"{group}_not_sure"] = round(said.count(ood.UNSURE) / len(said), 4)
+    return out
+
+
 def model_rows(loaded: LoadedModel, dataset, validation) -> dict[str, str]:
     scorer = Scorer(loaded, dataset.train)
     flag_at = thresholds(scorer, validation)
@@ -74,14 +91,12 @@ def model_rows(loaded: LoadedModel, dataset, validation) -> dict[str, str]:
         images, labels = photo_set(loaded.classes, framing)
         ten, none = labels != ood.NONE_OF_THEM, labels == ood.NONE_OF_THEM
         scores = scorer(images)
-        predicted = photos.logits(loaded, images).argmax(1)
-        rows[f"{framing}: accuracy on the photos of the ten, %"] = share(predicted[ten] == labels[ten])
-        answers = [p.answer for p in loaded.predict(images)]
-        for group, mask in (("ten", ten), ("none", none)):
-            said = [a for a, m in zip(answers, mask.tolist()) if m]
+        seen = verdicts(loaded, framing)
+        rows[f"{framing}: accuracy on the photos of the ten, %"] = f"{100 * seen['accuracy']:.0f}"
+        for group in ("ten", "none"):
             rows[f"{framing}: its verdict, photos of {group}: flagged / not sure, %"] = (
                 "–" if loaded.ood_threshold is None else
-                f"{100 * said.count(ood.UNFAMILIAR) / len(said):.0f} / {100 * said.count(ood.UNSURE) / len(said):.0f}")
+                f"{100 * seen[f'{group}_flagged']:.0f} / {100 * seen[f'{group}_not_sure']:.0f}")
         for kind in SCORES:
             s = scores[kind]
             rows[f"{framing}: {kind}, AUROC ten vs none"] = f"{ood.auroc(s[ten], s[none]):.3f}"

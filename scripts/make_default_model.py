@@ -24,13 +24,14 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import photos
+from benchmarks import photos, real_photos
 from core import ood, similarity, snapshots
 from core.calibration import calibration_figures
 from core.checkpoints import load_model
 from core.data import DataConfig, first_of_each_class, holdout, load_dataset
 from core.evaluate import TTA, evaluate
 from core.evaluations import SHIPPED, remembered_evaluate
+from core.images import FRAMING, FRAMINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 # The recipe of the shipped model: airbench's shape at width 64, 30 epochs, 2,000 training images held out to fit
@@ -75,6 +76,9 @@ def photo_figures(run_dir: Path, data_dir: str, served: dict, images: int = 2000
                                             .double().mean()), 4),
         "outliers": f"core.ood.outlier_images(): {len(outlier_logits)} images, from photos/ and synthetic",
         "held_out_photos": photos.photo_answers(served_as(loaded, served)),
+        # photos/validation/: real photos of the ten and of none of them, in each framing (the served one first)
+        "real_photos": [real_photos.verdicts(served_as(loaded, served), framing)
+                        for framing in sorted(FRAMINGS, key=lambda f: f != FRAMING)],
     }
 
 

@@ -196,3 +196,21 @@ def test_the_shipped_real_photos_cover_the_ten_classes_and_each_is_credited():
     listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
     assert listed == {p.relative_to(ood.VALIDATION_PHOTOS).as_posix() for p, _ in labelled}
     assert sum(label == ood.NONE_OF_THEM for _, label in labelled) >= 50
+
+
+def test_the_real_photo_figures_count_each_group_as_a_person_would_see_it(tmp_path):
+    from benchmarks.real_photos import verdicts
+    from core.data import CIFAR10_CLASSES
+    loaded = load_model(_run_with_threshold(tmp_path, 1e6))  # every photo below the flag
+    loaded.classes = list(CIFAR10_CLASSES)
+    loaded.model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    with torch.no_grad():
+        loaded.model(torch.zeros(1, 3, 32, 32))
+        loaded.model[1].weight.zero_()
+        loaded.model[1].bias.copy_(torch.eye(10)[CIFAR10_CLASSES.index("bird")])  # it always says "bird"
+    seen = verdicts(loaded, "crop")
+    labelled = ood.labelled_photos(CIFAR10_CLASSES)
+    ten = [label for _, label in labelled if label != ood.NONE_OF_THEM]
+    assert (seen["photos_of_the_ten"], seen["photos_of_none"]) == (len(ten), len(labelled) - len(ten))
+    assert seen["accuracy"] == round(ten.count(CIFAR10_CLASSES.index("bird")) / len(ten), 4)
+    assert seen["ten_flagged"] == seen["none_flagged"] == 1.0 and seen["ten_not_sure"] == 0.0
