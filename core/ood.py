@@ -147,7 +147,7 @@ def labelled_photos(classes: Sequence[str], folder: Path = VALIDATION_PHOTOS) ->
     for index, name in enumerate(classes):
         labelled += [(p, index) for p in sorted((folder / name).glob("*.jpg"))]
     if not labelled:
-        raise FileNotFoundError(f"no photos in {folder}: build them with `python -m scripts.photo_validation`")
+        raise FileNotFoundError(f"no photos in {folder}: build them with `python -m scripts.package_photos`")
     return labelled
 
 

@@ -184,7 +184,7 @@ def test_labelled_photos_read_class_folders_and_none(tmp_path):
         Image.new("RGB", (8, 8)).save(tmp_path / folder / name)
     found = [(p.name, label) for p, label in ood.labelled_photos(["airplane", "cat"], tmp_path)]
     assert found == [("b.jpg", ood.NONE_OF_THEM), ("a.jpg", 1), ("c.jpg", 1)]  # "lorry" is no class: not read
-    with pytest.raises(FileNotFoundError, match="scripts.photo_validation"):
+    with pytest.raises(FileNotFoundError, match="scripts.package_photos"):
         ood.labelled_photos(["cat"], tmp_path / "missing")
 
 
