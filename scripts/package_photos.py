@@ -199,7 +199,7 @@ def build(photos: Path, work: Path) -> dict[str, list[tuple[str, str, str, str]]
 
 README = {"validation": """# Real photos for choosing the verdict and the framing
 
-Built by `python -m scripts.photo_validation` from two Debian 12 packages; see that script for the lists. Each
+Built by `python -m scripts.package_photos` from two Debian 12 packages; see that script for the lists. Each
 folder is a label: one of CIFAR-10's classes, or `none` for photos of none of them. Sorted by looking at each picture;
 pictures that could honestly be argued either way were left out. Every file was reduced to at most {side} pixels a
 side and saved as JPEG at quality 90; Tux Paint's cut-outs were put on white. None of these photos trains a model
