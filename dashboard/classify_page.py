@@ -46,11 +46,31 @@ def about(label: str, loaded) -> None:
     detail = f" — {100 * card['test_accuracy']:.1f} % on CIFAR-10's test set, trained {card.get('date', '?')}" \
         if isinstance(card.get("test_accuracy"), (int, float)) else ""
     st.caption(f"Classifying with **{label}** ({loaded.name}, {len(loaded.classes)} classes){detail}.")
+    on_photos = on_real_photos(card)
+    if on_photos:
+        st.caption(on_photos)
     per_class = card.get("per_class_accuracy")
     if isinstance(per_class, dict) and all(isinstance(per_class.get(c), (int, float)) for c in loaded.classes):
         with st.expander("How well it knows each class", icon=":material/bar_chart:"):
             chart(st, per_class_figure(loaded.classes, [per_class[c] for c in loaded.classes], sort=True),
                             width="stretch", key="per-class")
+
+
+def on_real_photos(card: dict) -> str | None:
+    """What to expect from photos, in a sentence, from the card's measurement on photos/validation/ in the framing
+    the page starts with; None where the card has no such figures (a run, an older or odd card)."""
+    photos = card.get("photos") if isinstance(card.get("photos"), dict) else {}
+    rows = photos.get("real_photos") if isinstance(photos.get("real_photos"), list) else []
+    row = next((r for r in rows if isinstance(r, dict) and r.get("framing") == FRAMING), None)
+    keys = ("photos_of_the_ten", "photos_of_none", "accuracy", "none_flagged", "none_not_sure", "ten_flagged")
+    if row is None or not all(isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
+                              for k in keys):
+        return None
+    return (f"On real photos (not CIFAR's 32×32 images) it is right on "
+            f"{100 * row['accuracy']:.0f} % of {row['photos_of_the_ten']} photos of its classes; of "
+            f"{row['photos_of_none']} photos of other things it calls {100 * row['none_flagged']:.0f} % none of its "
+            f"classes and {100 * row['none_not_sure']:.0f} % not sure, and it calls {100 * row['ten_flagged']:.0f} % "
+            f"of the photos of its classes none of them (photos/validation).")
 
 
 def pictures() -> list[tuple[str, bytes | torch.Tensor]]:

@@ -8,6 +8,7 @@ import torch
 from conftest import open_app
 
 from core import ood
+from core.images import FRAMING
 from core.models import Net
 from dashboard.common import literal
 
@@ -132,6 +133,29 @@ def test_a_malformed_model_card_leaves_the_classify_page_working(env, monkeypatc
     at = open_app("dashboard/classify_page.py")
     assert not at.exception and not at.error
     assert at.caption[0].value.startswith("Classifying with **Default model (shipped)**")
+
+
+REAL = {"framing": FRAMING, "photos_of_the_ten": 41, "photos_of_none": 73, "accuracy": 0.7073, "ten_flagged": 0.0244,
+        "ten_not_sure": 0.15, "none_flagged": 0.4, "none_not_sure": 0.3}
+
+
+@pytest.mark.parametrize("real", [[REAL], [{**REAL, "framing": "elsewhere"}], [{**REAL, "accuracy": "high"}],
+                                  [{**REAL, "photos_of_none": True}], "a string"])
+def test_classify_says_what_to_expect_of_real_photos_where_the_card_measured_it(env, monkeypatch, real):
+    models = env / "models"
+    models.mkdir()
+    torch.save(Net(num_classes=3).state_dict(), models / "default.pth")
+    (models / "default.json").write_text(json.dumps({"test_accuracy": 0.93, "photos": {"real_photos": real}}))
+    monkeypatch.setenv("CIFAR_MODELS", str(models))
+    at = open_app("dashboard/classify_page.py")
+    assert not at.exception and not at.error
+    said = [c.value for c in at.caption if "real photos" in c.value]
+    if real == [REAL]:
+        assert said == ["On real photos (not CIFAR's 32×32 images) it is right on 71 % of 41 photos "
+                        "of its classes; of 73 photos of other things it calls 40 % none of its classes and 30 % not "
+                        "sure, and it calls 2 % of the photos of its classes none of them (photos/validation)."]
+    else:  # another framing, or figures that are not numbers: nothing is said rather than something wrong
+        assert said == []
 
 
 @pytest.mark.parametrize("threshold, unsure_below, said", [(1e6, None, ood.UNFAMILIAR), (-1e6, None, ood.FAMILIAR),
