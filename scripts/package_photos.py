@@ -203,7 +203,9 @@ Built by `python -m scripts.package_photos` from two Debian 12 packages; see tha
 folder is a label: one of CIFAR-10's classes, or `none` for photos of none of them. Sorted by looking at each picture;
 pictures that could honestly be argued either way were left out. Every file was reduced to at most {side} pixels a
 side and saved as JPEG at quality 90; Tux Paint's cut-outs were put on white. None of these photos trains a model
-(outlier exposure uses only core.outliers.TRAINING_PHOTOS): they are for measuring.
+(outlier exposure trains on `../exposure/`, which shares no file with this folder): they are for measuring.
+GCompris's are scene photos; Tux Paint's are single things cut out on white, which a CIFAR model finds far
+easier, and most of them are of the ten: benchmarks/real_photos reports the scene photos on their own too.
 
 {counts}
 
