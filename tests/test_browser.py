@@ -97,15 +97,18 @@ def test_classify_upload_and_evaluate_pages(server, browser):
     url, _ = server
     page = open_page(browser, f"{url}/classify_page")
     page.get_by_text("Classifying with").wait_for(timeout=30_000)
-    # real photos (photos/README.md): a tabby cat, and a brick wall, which is none of the ten classes
-    photos = [ROOT / "photos" / "chelsea.jpg", ROOT / "photos" / "brick.jpg"]
+    # real photos no model trained on (photos/README.md, photos/validation/): a tabby cat, and a pencil, which is
+    # none of the ten classes
+    pencil = ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg"
+    photos = [ROOT / "photos" / "chelsea.jpg", pencil]
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in photos])
     page.get_by_text("Prediction:").nth(1).wait_for(timeout=60_000)  # the probability charts' titles
     settle(page)
     assert plot_points(page, 1) == 10  # one bar per CIFAR-10 class (the first is the card's per-class accuracy)
     assert page.get_by_text("Prediction: cat").count() == 1  # the shipped model knows a cat when it sees one
     warning = page.locator("[data-testid='stAlert']").filter(has_text="doesn't look like any of the ten classes")
-    assert warning.count() == 1 and "brick.jpg: this doesn't look like" in warning.inner_text()
+    assert warning.count() == 1 and "pencil.jpg: this doesn't look like" in warning.inner_text()
+    assert page.get_by_text("On real photos (not CIFAR's 32×32 images) it is right on").count() == 1  # the card's
     assert page.get_by_text("Looks like one of the ten classes").count() == 1  # the cat
     page.get_by_role("tab", name="Test images").click()
     page.get_by_role("button", name="Pick random test images").click()
@@ -227,7 +230,7 @@ def upload_photo(page, url: str, link: str) -> None:
 @pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model is evaluated on the original CIFAR-10")
 def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     url, tmp = server
-    # the learning replay: a one-epoch run keeps 24 snapshots (the shipped model predates them)
+    # the learning replay: a one-epoch run keeps 24 snapshots
     page = open_page(browser, url)
     upload_photo(page, url, f"run={fast_run(tmp / 'runs')}")
     page.get_by_text("weight snapshots").wait_for(timeout=60_000)

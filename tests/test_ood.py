@@ -10,7 +10,7 @@ from test_cli import cli
 
 from core import ood
 from core.checkpoints import load_model
-from core.images import FRAMINGS, load_for_model, to_32
+from core.images import FRAMING, FRAMINGS, load_for_model, to_32
 from core.models import Net
 
 
@@ -214,3 +214,11 @@ def test_the_real_photo_figures_count_each_group_as_a_person_would_see_it(tmp_pa
     assert (seen["photos_of_the_ten"], seen["photos_of_none"]) == (len(ten), len(labelled) - len(ten))
     assert seen["accuracy"] == round(ten.count(CIFAR10_CLASSES.index("bird")) / len(ten), 4)
     assert seen["ten_flagged"] == seen["none_flagged"] == 1.0 and seen["ten_not_sure"] == 0.0
+
+
+def test_the_shipped_cards_real_photo_figures_are_what_the_model_does_now():
+    from benchmarks.real_photos import verdicts
+    loaded = load_model(ood.PHOTOS.parent / "models" / "default.pth")
+    recorded = loaded.card["photos"]["real_photos"]
+    assert [r["framing"] for r in recorded] == sorted(FRAMINGS, key=lambda f: f != FRAMING)
+    assert [verdicts(loaded, r["framing"]) for r in recorded] == recorded

@@ -98,3 +98,13 @@ def test_a_file_says_how_many_test_images_scored_it_and_an_older_one_was_scored_
     assert snapshots.Snapshots.from_dict(data).test_images == snapshots.SNAPSHOT_TEST_IMAGES
     del data["test_images"]  # what runs trained before the count changed wrote
     assert snapshots.Snapshots.from_dict(data).test_images == 2000
+
+
+def test_the_shipped_model_carries_its_own_learning_replay():
+    import json
+    from pathlib import Path
+    models = Path(__file__).resolve().parent.parent / "models"
+    card = json.loads((models / "default.json").read_text())
+    kept = snapshots.load(snapshots.file_for(models / "default.pth"))
+    assert kept.steps[0] == 0 and kept.steps[-1] == card["epochs"] * kept.steps_per_epoch and len(kept.steps) >= 4
+    assert kept.accuracy[0] < 0.2 and abs(kept.accuracy[-1] - card["test_accuracy"]) < 0.02  # random to trained
