@@ -71,7 +71,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 FRAMINGS = ("crop", "whole")  # the centre square, or the whole picture padded to a square
-FRAMING = "whole"  # the better of the two on the photo benchmark's framings, on average (BENCHMARKS.md, photos)
+FRAMING = "whole"  # the better of the two on the real photos of photos/validation/ (BENCHMARKS.md, real photos)
 
 
 def to_32(image: Image.Image, framing: str = FRAMING) -> Image.Image:
