@@ -152,6 +152,13 @@ def save(picture: Image.Image, dest: Path, side: int = SIDE) -> None:
     on_white.save(dest, "JPEG", quality=90)
 
 
+def destination(photos: Path, kind: str, label: str, name: str) -> tuple[Path, int]:
+    """Where a photo goes and its largest side: validation/<label>/ at SIDE, or exposure/ at EXPOSURE_SIDE."""
+    if kind == "validation":
+        return photos / "validation" / label / name, SIDE
+    return photos / "exposure" / name, EXPOSURE_SIDE
+
+
 def exposure_stamps(tuxpaint: Path) -> list[str]:
     chosen = []
     for folder in TUXPAINT_EXPOSURE:
@@ -176,10 +183,9 @@ def build(photos: Path, work: Path) -> dict[str, list[tuple[str, str, str, str]]
         if labels is None:  # exposure: every photo in the folder
             labels = {Path(f).stem: NONE for f in files if f.startswith(prefix) and f.endswith(".webp")}
         for stem, label in labels.items():
-            name, tag = f"{stem}.webp", f"gcompris-{folder.split('/')[0]}-{stem}.jpg"
-            dest = photos / "validation" / label / tag if kind == "validation" else photos / "exposure" / tag
-            save(Image.open(io.BytesIO(files[f"{prefix}/{name}"])), dest,
-                 SIDE if kind == "validation" else EXPOSURE_SIDE)
+            name = f"{stem}.webp"
+            dest, side = destination(photos, kind, label, f"gcompris-{folder.split('/')[0]}-{stem}.jpg")
+            save(Image.open(io.BytesIO(files[f"{prefix}/{name}"])), dest, side)
             c = terms.get(name, {})
             source = f"{GCOMPRIS[0]} {GCOMPRIS[1]}, {resource}:{folder}/{name}; {c.get('Source', 'no source given')}"
             rows[kind].append((dest.relative_to(photos / kind).as_posix(), label, source,
@@ -189,8 +195,8 @@ def build(photos: Path, work: Path) -> dict[str, list[tuple[str, str, str, str]]
     chosen += [(stem, NONE, "exposure") for stem in exposure_stamps(tuxpaint) if stem not in TUXPAINT_PHOTOS]
     for stem, label, kind in chosen:
         tag = f"tuxpaint-{stem.replace('/', '-')}.jpg" if kind == "exposure" else f"tuxpaint-{Path(stem).name}.jpg"
-        dest = photos / "validation" / label / tag if kind == "validation" else photos / "exposure" / tag
-        save(Image.open(tuxpaint / f"{stem}.png"), dest, SIDE if kind == "validation" else EXPOSURE_SIDE)
+        dest, side = destination(photos, kind, label, tag)
+        save(Image.open(tuxpaint / f"{stem}.png"), dest, side)
         rows[kind].append((dest.relative_to(photos / kind).as_posix(), label,
                            f"{TUXPAINT[0]} {TUXPAINT[1]}, stamps/{stem}.png (a cut-out)",
                            "GPL-2+, Tux Paint's stamp authors (Bill Kendrick and contributors)"))
