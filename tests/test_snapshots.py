@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -101,8 +104,6 @@ def test_a_file_says_how_many_test_images_scored_it_and_an_older_one_was_scored_
 
 
 def test_the_shipped_model_carries_its_own_learning_replay():
-    import json
-    from pathlib import Path
     models = Path(__file__).resolve().parent.parent / "models"
     card = json.loads((models / "default.json").read_text())
     kept = snapshots.load(snapshots.file_for(models / "default.pth"))
