@@ -89,9 +89,26 @@ def save_blob(path: Path, wanted: str, blob: dict) -> bool:
         return False
 
 
-def _read(path: Path, wanted: str, split: Split, num_classes: int) -> torch.Tensor:
-    """The logits in `path`, or ValueError saying why they cannot be trusted."""
-    logits = load_blob(path, wanted).get("logits")
+def find(wanted: str, folders: Sequence[Path], save_to: Path | None, check: Callable[[dict], object], what: str,
+         again: str) -> tuple[object, Path | None, list[str]]:
+    """What `check` makes of the first file remembered under key `wanted` in `folders`, then `save_to`, that passes
+    it, and that file; (None, None) where none does. Each file found that did not pass leaves a note naming `what`
+    it was and saying it was done `again`. Evaluations, maps and neighbour features are all looked up this way."""
+    notes = []
+    for folder in (*folders, *([save_to] if save_to else [])):
+        path = Path(folder) / f"{wanted}.pt"
+        if not path.is_file():
+            continue
+        try:
+            return check(load_blob(path, wanted)), path, notes
+        except ValueError as exc:
+            notes.append(f"The remembered {what} {path} was not used: {exc}. {again}")
+    return None, None, notes
+
+
+def _logits(blob: dict, split: Split, num_classes: int) -> torch.Tensor:
+    """The logits in a remembered blob, or ValueError saying why they cannot be trusted."""
+    logits = blob.get("logits")
     if not isinstance(logits, torch.Tensor) or logits.dtype != torch.float32 \
             or tuple(logits.shape) != (len(split), num_classes) or not torch.isfinite(logits).all():
         raise ValueError("its numbers are not the logits of this test set")
@@ -109,16 +126,9 @@ def remembered_evaluate(model: nn.Module, split: Split, normalize: Callable[[tor
     then `save_to`), else computed and remembered in `save_to` (or None when not to `compute`). Equal to
     evaluating afresh either way."""
     wanted = key(model, split, normalize, tta, num_classes)
-    notes = []
-    for folder in (*shipped, *([save_to] if save_to else [])):
-        path = Path(folder) / f"{wanted}.pt"
-        if not path.is_file():
-            continue
-        try:
-            logits = _read(path, wanted, split, num_classes)
-        except ValueError as exc:
-            notes.append(f"The remembered evaluation {path} was not used: {exc}. The model was evaluated again.")
-            continue
+    logits, path, notes = find(wanted, shipped, save_to, lambda blob: _logits(blob, split, num_classes),
+                               "evaluation", "The model was evaluated again.")
+    if logits is not None:
         return Remembered(from_logits(logits, split.labels, num_classes), "remembered", path, " ".join(notes))
     if not compute:
         return None

@@ -135,29 +135,13 @@ def neighbour_bank(model: nn.Module, train: Split, normalize, *, folders: Sequen
             raise ValueError("its numbers are not this model's features")
         return features.float()
 
-    found, _ = _find(wanted, folders, save_to, check, "neighbour features")
+    found, _, _ = evaluations.find(wanted, folders, save_to, check, "neighbour features", "It was computed again.")
     if found is not None:
         return index, found
     features = penultimate(model, bank.images, normalize).half()
     if save_to:
         evaluations.save_blob(Path(save_to) / f"{wanted}.pt", wanted, {"features": features})
     return index, features.float()
-
-
-def _find(wanted: str, folders: Sequence[Path], save_to: Path | None, check: Callable[[dict], object],
-          what: str) -> tuple[object, list[str]]:
-    """(what `check` makes of the first file remembered under key `wanted` in `folders`, then `save_to`, that passes
-    it, or None; a note for each file found that did not)."""
-    notes = []
-    for folder in (*folders, *([save_to] if save_to else [])):
-        path = Path(folder) / f"{wanted}.pt"
-        if not path.is_file():
-            continue
-        try:
-            return check(evaluations.load_blob(path, wanted)), notes
-        except ValueError as exc:
-            notes.append(f"The remembered {what} {path} was not used: {exc}. It was computed again.")
-    return None, notes
 
 
 def _key(model: nn.Module, test: Split, normalize) -> str:
@@ -180,8 +164,8 @@ def feature_map(model: nn.Module, test: Split, normalize, *, folders: Sequence[P
     """The FeatureMap of `model`, read from a file remembered under the same key as its evaluation would be (the
     weights, the images, the normalisation) in `folders` or `save_to`, else computed (for `remember`)."""
     test = Split(test.images[:MAP_IMAGES], test.labels[:MAP_IMAGES])
-    found, notes = _find(_key(model, test, normalize), folders, save_to, lambda blob: _check(blob, len(test)),
-                         "feature map")
+    found, _, notes = evaluations.find(_key(model, test, normalize), folders, save_to,
+                                       lambda blob: _check(blob, len(test)), "feature map", "It was computed again.")
     if found is not None:
         return FeatureMap(*found, "remembered", " ".join(notes))
     # rounded as they are remembered, so a map drawn now and one read back later are the same map
