@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from core.evaluate import tta_logits
 from core.views import private_view
@@ -48,10 +49,6 @@ def edited(image: torch.Tensor, edit: Edit) -> torch.Tensor:
 
 
 def _adjusted(image: torch.Tensor, edit: Edit) -> torch.Tensor:
-    # torchvision is imported here, not at the top: its import brings torch._dynamo (~1.5 s), which the server's
-    # start (dashboard/warm.py) and every photo's untouched "What if" would otherwise pay before anyone edits one
-    import torchvision.transforms.v2.functional as TF
-
     out = image
     if edit.rotation:
         out = TF.rotate(out, edit.rotation, interpolation=TF.InterpolationMode.BILINEAR, fill=[GREY] * 3)

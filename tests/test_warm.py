@@ -1,7 +1,10 @@
 """The server's start (dashboard/warm.py): the pages' imports, the data, the shipped model and its remembered
 evaluation are loaded before the first visitor, into the very cache entries the pages then read."""
 import json
+import os
 import runpy
+import subprocess
+import sys
 
 import pytest
 import streamlit as st
@@ -34,6 +37,32 @@ def test_app_py_serves_an_app_whose_start_is_the_warm_up():
     """How `streamlit run app.py` imports it (each page run executes it as __main__ instead: open_app does that)."""
     module = runpy.run_path(str(ROOT / "app.py"), run_name="app")
     assert isinstance(module["app"], st.App) and module["app"]._user_lifespan is warm.lifespan
+
+
+# The server's start, in a process of its own (freezing would reach into the test worker's every later collection)
+START = """
+import asyncio, gc, sys
+from dashboard import warm
+
+async def start():
+    async with warm.lifespan(None):
+        print(gc.get_freeze_count(), len(gc.get_objects()), "torchvision.transforms.v2.functional" in sys.modules)
+
+asyncio.run(start())
+"""
+
+
+def test_the_start_leaves_what_the_imports_made_out_of_every_later_collection(tmp_path):
+    """Streamlit collects garbage after every page run and holds the GIL while it walks what is tracked (~300,000
+    objects once the pages' modules are imported: no other session runs meanwhile). After the start, those are
+    frozen, so a collection walks only what came later: what the What if edits import (torchvision) included."""
+    env = {**os.environ, "CIFAR_DATA": str(tmp_path / "no data"), "CIFAR_RUNS": str(tmp_path / "runs"),
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", START], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    frozen, tracked, torchvision_imported = out.stdout.split()[-3:]
+    assert int(frozen) > 100_000 and int(tracked) < int(frozen) // 10
+    assert torchvision_imported == "True"
 
 
 @pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model's evaluation is of the original CIFAR-10")
