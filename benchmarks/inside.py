@@ -10,7 +10,7 @@
    does), FGSM and PGD; then the map: features of its 2,000 test images, PCA, t-SNE, and a photo's neighbours
    (5,000 training images' features, then the search).
 3. In Chromium against `streamlit run app.py` (the answer a person waits for: Streamlit's rerun and transfer
-   included): a one-epoch `fast` run trained here (24 snapshots) and the shipped model on Classify with the photo,
+   included): a one-epoch `fast` run trained here (24 snapshots) and the shipped model (6) on Classify with the photo,
    seconds from a key press on a slider to the changed answer on the page.
 """
 from __future__ import annotations
@@ -137,7 +137,7 @@ FRAME = ("() => [...document.querySelectorAll('[data-testid=\"stMarkdown\"]')].m
          ".filter(t => t.startsWith('Step ')).join('|')")
 
 
-def browser_moves(browser, url: str, link: str, rounds: int, with_replay: bool) -> dict[str, list[float]]:
+def browser_moves(browser, url: str, link: str, rounds: int) -> dict[str, list[float]]:
     page = browser.new_page(viewport={"width": 1400, "height": 1700})
     page.goto(f"{url}/classify_page?{link}")
     page.get_by_text("Classifying with").wait_for(timeout=120_000)
@@ -145,10 +145,9 @@ def browser_moves(browser, url: str, link: str, rounds: int, with_replay: bool) 
     page.get_by_text("What if").first.wait_for(timeout=120_000)
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
     moves: dict[str, list[float]] = {}
-    if with_replay:
-        page.get_by_text("weight snapshots").first.wait_for(timeout=120_000)
-        moves["replay: one snapshot on"] = [press_and_wait(page, thumb(page, "Snapshot"), "ArrowRight", FRAME)
-                                            for _ in range(rounds)]
+    page.get_by_text("weight snapshots").first.wait_for(timeout=120_000)
+    moves["replay: one snapshot on"] = [press_and_wait(page, thumb(page, "Snapshot"), "ArrowRight", FRAME)
+                                        for _ in range(rounds)]
     there_and_back = {"Brightness": ("End", "Home"), "Rotation": ("PageUp", "PageDown"),
                       "Grey square: size": ("End", "Home")}
     for label, keys in there_and_back.items():  # each slider ends where it began: the next starts from the photo
@@ -209,10 +208,10 @@ def in_browser(data_dir: str, rounds: int) -> None:
                 base = statistics.median(bare)
                 print(f"In Chromium, the baseline: a bare Streamlit slider in a fragment, key press to its new value "
                       f"{1000 * base:.0f} ms (max {1000 * max(bare):.0f})")
-                for name, link, with_replay in (("a fast run (widenet w8)", "run=fast-1", True),
-                                                ("the shipped model (fastnet w64)", "model=default", False)):
+                for name, link in (("a fast run (widenet w8, 24 snapshots)", "run=fast-1"),
+                                   ("the shipped model (fastnet w64, 6 snapshots)", "model=default")):
                     print(f"In Chromium, Classify with {name}: key press to changed answer (median and max)")
-                    for label, times in browser_moves(browser, url, link, rounds, with_replay).items():
+                    for label, times in browser_moves(browser, url, link, rounds).items():
                         median = statistics.median(times)
                         print(f"  {label:34} {1000 * median:7.0f} ms  {median / base:5.2f}x  "
                               f"(max {1000 * max(times):.0f})")
