@@ -109,6 +109,21 @@ def load_for_model(source: str | Path | bytes, framing: str = FRAMING) -> torch.
     return to_uint8_tensor(open_image(source), framing)
 
 
+def mosaic(images: torch.Tensor, per_row: int = 8, scale: int = 4, gap: int = 2) -> Image.Image:
+    """[N,3,h,w] uint8 pictures (a layer's filters) as one picture: rows of `per_row` cells, each picture `scale`
+    times larger with crisp pixels, `gap` white pixels between cells; cells past the last picture stay white. One
+    picture instead of N: a page with N images cost each visitor's browser ~0.3 CPU-s more (BENCHMARKS.md)."""
+    count, channels, height, width = images.shape
+    rows = max(1, -(-count // per_row))
+    cell_h, cell_w = height * scale + gap, width * scale + gap
+    canvas = torch.full((channels, rows * cell_h - gap, per_row * cell_w - gap), 255, dtype=torch.uint8)
+    big = images.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+    for i, picture in enumerate(big):
+        top, left = (i // per_row) * cell_h, (i % per_row) * cell_w
+        canvas[:, top:top + height * scale, left:left + width * scale] = picture
+    return Image.fromarray(canvas.permute(1, 2, 0).numpy())
+
+
 def enlarge(image: torch.Tensor | np.ndarray, scale: int = 4, border: str | None = None) -> Image.Image:
     """[3,H,W] uint8 tensor (or HxWx3 array) -> PIL image `scale` times larger with nearest-neighbour
     pixels (crisp, not blurred), optionally framed in `border` colour (e.g. right/wrong)."""

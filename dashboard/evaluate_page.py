@@ -9,7 +9,7 @@ from core import anatomy
 from core.calibration import reliability, scaled
 from core.charts import confusion_figure, per_class_figure, reliability_figure
 from core.checkpoints import CheckpointError, check_fits
-from core.images import enlarge
+from core.images import enlarge, mosaic
 from core.interpret import most_confused, top_losses
 from dashboard.common import (
     dataset,
@@ -178,8 +178,7 @@ def filters_and_maps(loaded, ds, classes: list[str], first_shown: int) -> None:
     filters = anatomy.first_filters(loaded.model)
     st.markdown(f"**The first layer's {len(filters)} filters**, as colour patterns ({filters.shape[-1]}×"
                 f"{filters.shape[-2]} pixels each, enlarged): what it responds to in the image.")
-    image_grid([enlarge(f, max(4, 48 // f.shape[-1])) for f in filters[:32]], [""] * min(32, len(filters)),
-               per_row=16)
+    st.image(mosaic(filters[:32], per_row=16, scale=max(4, 48 // filters.shape[-1])), width="stretch")
     left, right = st.columns(2)
     conv_layers = anatomy.convolutions(loaded.model)
     layer_name = left.selectbox("Feature maps of", conv_layers, index=min(1, len(conv_layers) - 1))

@@ -9,10 +9,10 @@ import streamlit as st
 import torch
 
 from core import snapshots, whatif
-from core.images import enlarge
+from core.images import enlarge, mosaic
 from core.interpret import overlay, saliency, top_k
 from core.replay import Frame, replay
-from dashboard.common import image_grid, literal
+from dashboard.common import literal
 
 PLAY_EVERY = 1.0  # seconds a frame while the replay plays
 FILTERS_SHOWN = 16
@@ -103,7 +103,7 @@ def show_frame(frame: Frame, classes: list[str], image: torch.Tensor) -> None:
     with cols[2]:
         filters = frame.filters[:FILTERS_SHOWN]
         st.caption(f"The first layer's filters ({len(filters)} of {len(frame.filters)})")
-        image_grid([enlarge(f, max(4, 32 // f.shape[-1])) for f in filters], [""] * len(filters), per_row=8)
+        st.image(mosaic(filters, per_row=8, scale=max(4, 32 // filters.shape[-1])), width="stretch")
 
 
 def _edit_controls(key: str) -> tuple[whatif.Edit, float, int]:

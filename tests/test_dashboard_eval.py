@@ -23,8 +23,8 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     assert "Train with a validation split" in " ".join(c.value for c in at.caption)  # nothing fitted yet
     captions = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if not c.startswith("#")]
     # beside a confusion cell's images: the test grid (all 12 tiny test images), the top losses, then the network:
-    # conv1's 6 filters, one test image and the 16 feature maps of conv2 (the tutorial Net's)
-    assert len(captions) == 12 + 12 + 6 + 1 + 16
+    # conv1's 6 filters in one picture, one test image and the 16 feature maps of conv2 (the tutorial Net's)
+    assert len(captions) == 12 + 12 + 1 + 1 + 16
     assert all(c.startswith("channel ") for c in captions[-16:])
     layers = at.dataframe[1].value
     assert list(layers["layer"]) == ["conv1", "pool", "conv2", "pool", "fc1", "fc2", "fc3"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import FRAMINGS, ImageError, enlarge, load_for_model, to_32
+from core.images import FRAMINGS, ImageError, enlarge, load_for_model, mosaic, to_32
 
 
 @pytest.mark.parametrize("framing", FRAMINGS)
@@ -46,6 +46,18 @@ def test_wide_images_are_centre_cropped_not_squashed():
     whole = np.asarray(to_32(Image.fromarray(left_blue_right_red), "whole"))
     band = whole[11:21]  # the picture, 32×11, between two bands of padding
     assert band[:, 2:9, 2].min() > 200 and band[:, 13:19, 1].min() > 200 and band[:, 24:30, 0].min() > 200
+
+
+def test_a_mosaic_is_every_picture_enlarged_in_rows_with_white_between():
+    filters = torch.randint(0, 255, (6, 3, 5, 5), dtype=torch.uint8)  # 255 is left to the gaps
+    tiles = np.asarray(mosaic(filters, per_row=4, scale=3, gap=2))
+    assert tiles.shape == (2 * 15 + 2, 4 * 15 + 3 * 2, 3)  # two rows of four 15-pixel cells, 2 pixels apart
+    for i, picture in enumerate(filters):
+        top, left = (i // 4) * 17, (i % 4) * 17
+        assert (tiles[top:top + 15:3, left:left + 15:3] == picture.permute(1, 2, 0).numpy()).all()
+        assert (tiles[top + 2:top + 15:3, left + 2:left + 15:3] == tiles[top:top + 15:3, left:left + 15:3]).all()
+    assert (tiles[:, 15:17] == 255).all() and (tiles[15:17] == 255).all()  # the gaps
+    assert (tiles[17:, 2 * 17:] == 255).all()  # the two cells after the last picture
 
 
 def test_enlarge_is_crisp_and_can_be_framed():
