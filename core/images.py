@@ -112,7 +112,7 @@ def load_for_model(source: str | Path | bytes, framing: str = FRAMING) -> torch.
 def mosaic(images: torch.Tensor, per_row: int = 8, scale: int = 4, gap: int = 2) -> Image.Image:
     """[N,3,h,w] uint8 pictures (a layer's filters) as one picture: rows of `per_row` cells, each picture `scale`
     times larger with crisp pixels, `gap` white pixels between cells; cells past the last picture stay white. One
-    picture instead of N: a page with N images cost each visitor's browser ~0.3 CPU-s more (BENCHMARKS.md)."""
+    image element for the browser to fetch and draw instead of N (BENCHMARKS.md, "A room on one link")."""
     count, channels, height, width = images.shape
     rows = max(1, -(-count // per_row))
     cell_h, cell_w = height * scale + gap, width * scale + gap

@@ -48,7 +48,7 @@ def freeze_imports() -> None:
     run (`gc.collect(2)`, its runner.postScriptGC) and holds the GIL while it walks every tracked object: after torch,
     pandas, plotly and the pages are imported that is ~300,000 objects and 130-200 ms on two cores, during which no
     other session's thread runs and the finished run's last messages wait to be sent (a What if slider answered in
-    ~300 ms instead of ~80). What exists now is the modules' own and lives as long as the server, so the collection
+    ~300 ms instead of ~100). What exists now is the modules' own and lives as long as the server, so the collection
     after a run walks only what runs made; nothing later is frozen, so a session's garbage is still collected."""
     gc.collect()
     gc.freeze()
