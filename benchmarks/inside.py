@@ -107,7 +107,7 @@ def the_map(loaded, data_dir: str, rounds: int) -> None:
         print(f"  {method:5} {seconds:6.2f} s; classes apart (10-NN agreement on the map) "
               f"{similarity.separation(coordinates, labels):.3f}")
     start = time.perf_counter()
-    index, bank = similarity.neighbour_bank(loaded.model, ds.train, normalize)
+    index, bank, _ = similarity.neighbour_bank(loaded.model, ds.train, normalize)
     banked = time.perf_counter() - start
     query = similarity.penultimate(loaded.model, load_for_model(PHOTO)[None], normalize)
     search = median_s(lambda: similarity.nearest(query, bank, 8), rounds)

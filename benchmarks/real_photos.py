@@ -45,7 +45,7 @@ class Scorer:
 
     def __init__(self, loaded: LoadedModel, train) -> None:
         self.loaded, self.normalize = loaded, loaded.normalizer()
-        index, self.bank = similarity.neighbour_bank(loaded.model, train, self.normalize, folders=(SHIPPED,))
+        index, self.bank, _ = similarity.neighbour_bank(loaded.model, train, self.normalize, folders=(SHIPPED,))
         self.means, self.precision = ood.mahalanobis_fit(self.bank, train.labels[index])
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

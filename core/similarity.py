@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -118,12 +118,18 @@ def bank_index(train_size: int) -> torch.Tensor:
     return torch.arange(0, train_size, max(1, train_size // BANK_IMAGES))[:BANK_IMAGES]
 
 
+class NeighbourBank(NamedTuple):
+    """The training images a photo's neighbours are looked for among."""
+    index: torch.Tensor  # [B] their indices in the training split
+    features: torch.Tensor  # [B, D] float32 (half precision as remembered)
+    note: str = ""  # why a remembered file was not used, and that they were computed again
+
+
 def neighbour_bank(model: nn.Module, train: Split, normalize, *, folders: Sequence[Path] = (),
-                   save_to: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training images a photo's neighbours are looked for among: their indices and features (half precision,
-    as remembered). Only a photo needs them, so they are read when one is placed, not with the map; like the map
-    they are remembered in `save_to` and found again there or in `folders` (5,000 images through the shipped w64
-    network: ~10 s on two AVX2 cores)."""
+                   save_to: Path | None = None) -> NeighbourBank:
+    """The training images a photo's neighbours are looked for among, with their features. Only a photo needs
+    them, so they are read when one is placed, not with the map; like the map they are remembered in `save_to` and
+    found again there or in `folders` (5,000 images through the shipped w64 network: ~10 s on two AVX2 cores)."""
     index = bank_index(len(train))
     bank = Split(train.images[index], train.labels[index])
     wanted = "bank-" + evaluations.key(model, bank, normalize, "none", 0)
@@ -135,13 +141,14 @@ def neighbour_bank(model: nn.Module, train: Split, normalize, *, folders: Sequen
             raise ValueError("its numbers are not this model's features")
         return features.float()
 
-    found, _, _ = evaluations.find(wanted, folders, save_to, check, "neighbour features", "It was computed again.")
+    found, _, notes = evaluations.find(wanted, folders, save_to, check, "neighbour features",
+                                       "They were computed again.")
     if found is not None:
-        return index, found
+        return NeighbourBank(index, found, " ".join(notes))
     features = penultimate(model, bank.images, normalize).half()
     if save_to:
         evaluations.save_blob(Path(save_to) / f"{wanted}.pt", wanted, {"features": features})
-    return index, features.float()
+    return NeighbourBank(index, features.float(), " ".join(notes))
 
 
 def _key(model: nn.Module, test: Split, normalize) -> str:

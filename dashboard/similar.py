@@ -39,7 +39,7 @@ def _coordinates(key: str, mtime: float, data_path: str, method: str, _loaded, _
 
 @st.cache_resource(max_entries=4,
                    show_spinner="Reading the network's features of 5,000 training images (once for this model)…")
-def _neighbour_bank(key: str, mtime: float, data_path: str, _loaded, _ds) -> tuple[torch.Tensor, torch.Tensor]:
+def _neighbour_bank(key: str, mtime: float, data_path: str, _loaded, _ds) -> similarity.NeighbourBank:
     return similarity.neighbour_bank(_loaded.model, _ds.train, _loaded.normalizer(), folders=(SHIPPED,),
                                      save_to=folder_for(_ds))
 
@@ -95,14 +95,14 @@ def selected_images(indices: list[int], ds, classes: list[str], predictions: lis
                [f"#{i} {classes[ds.test.labels[i]]} → {classes[predictions[i]]}" for i in shown], per_row=10)
 
 
-def photo_neighbours(photo, features: torch.Tensor, bank: tuple[torch.Tensor, torch.Tensor], ds,
-                     classes: list[str]) -> None:
+def photo_neighbours(photo, features: torch.Tensor, bank: similarity.NeighbourBank, ds, classes: list[str]) -> None:
     name, image = photo
-    bank_index, bank_features = bank
-    neighbours, scores = similarity.nearest(features, bank_features, 8)
-    indices = bank_index[neighbours].tolist()
+    if bank.note:
+        st.info(literal(bank.note), icon=":material/info:")
+    neighbours, scores = similarity.nearest(features, bank.features, 8)
+    indices = bank.index[neighbours].tolist()
     st.markdown(f"**It thinks {literal(name)} looks like these** (its 8 nearest of "
-                f"{len(bank_index):,} training images, by the network's features)")
+                f"{len(bank.index):,} training images, by the network's features)")
     image_grid([enlarge(image, 3)] + [enlarge(ds.train.images[i], 3) for i in indices],
                [literal(name)] + [f"{classes[ds.train.labels[i]]} ({s:.2f})" for i, s in zip(indices, scores)],
                per_row=9)

@@ -109,8 +109,18 @@ def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(
     assert any(m.value.startswith(f"**It thinks {literal('photo.jpg')} looks like these**") for m in at.markdown)
     spec = next(c for c in at.get("plotly_chart") if c.key == "map").proto.spec
     assert '"star"' in spec and "photo.jpg" in spec
+    assert not any("neighbour features" in i.value for i in at.info)
     next(b for b in at.button if b.label == "Remove the photo from the map").click().run()
     assert not any(m.value.startswith("**It thinks") for m in at.markdown)
+
+    # a remembered file of neighbour features that cannot be trusted: computed again, and the page says so
+    for path in tiny_tree.parent.rglob("bank-*.pt"):
+        path.write_bytes(b"junk")
+    st.cache_resource.clear()
+    at = classify(finished_run, {"photo.jpg": image_zoo.good()["photo.jpg"]})
+    next(b for b in at.button if b.label == "Show it on the map of similar images").click().run()
+    assert not at.exception and any(m.value.startswith("**It thinks") for m in at.markdown)
+    assert any("neighbour features" in i.value and "computed again" in i.value for i in at.info)
 
 
 def test_selected_points_are_read_from_the_chart_event():

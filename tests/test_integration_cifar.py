@@ -154,7 +154,8 @@ def test_the_shipped_models_evaluation_ships_with_it_and_is_its_own(monkeypatch)
     test = dataset.test
     computed = similarity.penultimate
     monkeypatch.setattr(similarity, "penultimate", lambda *a, **k: pytest.fail("the shipped bank was not found"))
-    index, bank = similarity.neighbour_bank(loaded.model, dataset.train, loaded.normalizer(), folders=(SHIPPED,))
+    index, bank, note = similarity.neighbour_bank(loaded.model, dataset.train, loaded.normalizer(), folders=(SHIPPED,))
+    assert note == ""
     assert len(index) == len(bank) == similarity.BANK_IMAGES
     now = computed(loaded.model, dataset.train.images[index[:200]], loaded.normalizer())
     assert torch.allclose(now, bank[:200], atol=1e-2, rtol=1e-2)  # half precision, as remembered

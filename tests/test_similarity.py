@@ -87,23 +87,25 @@ def test_the_map_shows_the_first_test_images_only():
     model = Net(num_classes=10).eval()
     found = similarity.feature_map(model, test, NORMALIZE)
     assert len(found.test_features) == n
-    index, features = similarity.neighbour_bank(model, test, NORMALIZE)  # fewer than BANK_IMAGES: every one
+    index, features, note = similarity.neighbour_bank(model, test, NORMALIZE)  # fewer than BANK_IMAGES: every one
     assert torch.equal(index, torch.arange(len(test))) and features.shape == (len(test), found.test_features.shape[1])
+    assert note == ""
 
 
 def test_the_neighbour_features_are_remembered_and_a_bad_file_is_not_trusted(trained, dataset, tmp_path, monkeypatch):
-    index, first = similarity.neighbour_bank(trained, dataset.train, NORMALIZE, save_to=tmp_path)
+    index, first, _ = similarity.neighbour_bank(trained, dataset.train, NORMALIZE, save_to=tmp_path)
     assert torch.equal(index, torch.arange(len(dataset.train))) and first.dtype == torch.float32
     assert len(list(tmp_path.glob("bank-*.pt"))) == 1
     computed = similarity.penultimate
     monkeypatch.setattr(similarity, "penultimate", lambda *a, **k: pytest.fail("computed again"))
-    again_index, again = similarity.neighbour_bank(trained, dataset.train, NORMALIZE, folders=(tmp_path,))
-    assert torch.equal(again_index, index) and torch.equal(again, first)  # half precision, as remembered
+    again_index, again, note = similarity.neighbour_bank(trained, dataset.train, NORMALIZE, folders=(tmp_path,))
+    assert torch.equal(again_index, index) and torch.equal(again, first) and not note  # half precision, as remembered
     monkeypatch.setattr(similarity, "penultimate", computed)
     for path in tmp_path.glob("bank-*.pt"):
         path.write_bytes(b"junk")
-    _, broken = similarity.neighbour_bank(trained, dataset.train, NORMALIZE, folders=(tmp_path,))
-    assert torch.equal(broken, first)  # computed again, not read from the junk
+    _, broken, note = similarity.neighbour_bank(trained, dataset.train, NORMALIZE, folders=(tmp_path,))
+    assert torch.equal(broken, first)  # computed again, not read from the junk, and the page is told so
+    assert "neighbour features" in note and "was not used" in note and "computed again" in note
     other = Net(num_classes=3).eval()  # another model has another key: nothing stale is found
-    _, theirs = similarity.neighbour_bank(other, dataset.train, NORMALIZE, save_to=tmp_path)
+    _, theirs, _ = similarity.neighbour_bank(other, dataset.train, NORMALIZE, save_to=tmp_path)
     assert theirs.shape[1] == 84 and len(list(tmp_path.glob("bank-*.pt"))) == 2
