@@ -144,8 +144,24 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
     return fig
 
 
-def probability_figure(classes: list[str], probabilities: list[float]) -> go.Figure:
-    """Horizontal bars of class probabilities (%), most likely on top and highlighted."""
+@dataclass(frozen=True)
+class Familiarity:
+    """A picture's "none of the ten" score and the band it is read in: none of the classes below `flag_below`,
+    not sure up to `unsure_below` (None for a two-answer model), one of them above."""
+    score: float
+    flag_below: float
+    unsure_below: float | None
+    number: str = "ten"  # how many classes, in words
+
+
+GAUGE_HEIGHT = 136  # pixels the gauge, its title and the bars' axis below them take
+
+
+def probability_figure(classes: list[str], probabilities: list[float],
+                       familiarity: Familiarity | None = None) -> go.Figure:
+    """Horizontal bars of class probabilities (%), most likely on top and highlighted; with `familiarity`, its score
+    on a small gauge under the bars, in the same figure: one chart for a visitor's browser to draw, not two
+    (a second chart cost each browser in a room ~0.15-0.2 CPU-s, BENCHMARKS.md)."""
     order = sorted(range(len(classes)), key=lambda i: probabilities[i])
     top = order[-1]
     fig = go.Figure(go.Bar(x=[100 * probabilities[i] for i in order], y=[classes[i] for i in order],
@@ -154,25 +170,32 @@ def probability_figure(classes: list[str], probabilities: list[float]) -> go.Fig
                            marker_color=[PALETTE[0] if i == top else "#c7c7c7" for i in order]))
     fig = _layout(fig, f"Prediction: {classes[top]}", "probability (%)", "")
     fig.update_xaxes(range=[0, 115])
-    fig.update_layout(height=60 + 28 * len(classes), showlegend=False)
+    height = 60 + 28 * len(classes)
+    if familiarity is not None:  # under the bars' axis: the gauge's title, the gauge (30 pixels), its axis
+        height += GAUGE_HEIGHT
+        plot = height - fig.layout.margin.t - fig.layout.margin.b
+        fig.add_trace(_gauge(familiarity, {"x": [0.0, 1.0], "y": [18 / plot, 48 / plot]}))
+        fig.update_yaxes(domain=[GAUGE_HEIGHT / plot, 1.0])
+        fig.add_annotation(text=f"Looks like one of the {familiarity.number}? (score)", x=0, y=54 / plot,
+                           xref="paper", yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
+                           font={"size": 13})
+    fig.update_layout(height=height, showlegend=False)
     return fig
 
 
-def familiarity_gauge(score: float, flag_below: float, unsure_below: float | None, number: str = "ten") -> go.Figure:
-    """The "none of the ten" score on a small gauge: red below `flag_below` (none of the classes), amber up to
-    `unsure_below` (not sure; absent for a two-answer model), green above (one of them), the score as the bar."""
+def _gauge(familiarity: Familiarity, domain: dict) -> go.Indicator:
+    """The score as a bar on a bullet gauge: red (none of the classes), amber (not sure; absent for a two-answer
+    model), green (one of them)."""
+    flag_below, unsure_below, score = familiarity.flag_below, familiarity.unsure_below, familiarity.score
     top = unsure_below if unsure_below is not None else flag_below
     span = max(top - flag_below, 1.0)
     low, high = min(score, flag_below) - span, max(score, top) + span
     steps = [{"range": [low, flag_below], "color": "#f4c7c3"}, {"range": [top, high], "color": "#c8e6c9"}]
     if unsure_below is not None:
         steps.insert(1, {"range": [flag_below, unsure_below], "color": "#ffe0b2"})
-    fig = go.Figure(go.Indicator(mode="gauge+number", value=score, number={"valueformat": ".2f"},
-                                 gauge={"shape": "bullet", "axis": {"range": [low, high]}, "steps": steps,
-                                        "bar": {"color": "#424242", "thickness": 0.35}}))
-    fig.update_layout(title={"text": f"Looks like one of the {number}? (score)", "font": {"size": 13}},
-                      height=110, margin=dict(l=20, r=20, t=36, b=20))
-    return fig
+    return go.Indicator(mode="gauge+number", value=score, number={"valueformat": ".2f", "font": {"size": 20}},
+                        domain=domain, gauge={"shape": "bullet", "axis": {"range": [low, high]}, "steps": steps,
+                                              "bar": {"color": "#424242", "thickness": 0.35}})
 
 
 def accuracy_vs_time_figure(labels: list[str], seconds: list[float], accuracies: list[float],

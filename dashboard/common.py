@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from core import ood
-from core.charts import familiarity_gauge, probability_figure
+from core.charts import Familiarity, probability_figure
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
 from core.events import ACTIVE_STATES
@@ -283,8 +283,7 @@ class Classification:
     seen: Image.Image  # what the network sees, enlarged
     evidence: Image.Image | None  # the Grad-CAM overlay, enlarged; None when not asked for
     prediction: Prediction
-    figure: go.Figure
-    gauge: go.Figure | None = None  # the "none of the ten" score and its band; None when the model has no threshold
+    figure: go.Figure  # the probabilities, and the "none of the ten" score on its gauge where the model has a threshold
 
 
 def picture_of(content, framing: str) -> tuple[Image.Image, torch.Tensor]:
@@ -304,11 +303,11 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
     prediction = loaded.predict(tensor.unsqueeze(0))[0]
     heat = saliency(loaded.model, tensor, loaded.normalizer(), target=prediction.top,
                     layer=loaded.cam_layer) if with_map else None
-    gauge = (familiarity_gauge(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
+    familiarity = (Familiarity(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
                                ood.in_words(len(loaded.classes)))
-             if loaded.ood_threshold is not None and with_map else None)
+                   if loaded.ood_threshold is not None and with_map else None)
     return Classification(original, enlarge(tensor, 4), None if heat is None else enlarge(overlay(tensor, heat), 4),
-                          prediction, probability_figure(loaded.classes, prediction.probabilities), gauge)
+                          prediction, probability_figure(loaded.classes, prediction.probabilities, familiarity))
 
 
 # ~1 MB an entry (the 512-pixel picture as pixels, the maps, the figure): 64 bound it to tens of MB
@@ -349,8 +348,6 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
     if present.on():  # the answer itself, readable from the back of the room
         cols[-1].markdown(f"## {literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %")
     chart(cols[-1], shown.figure, width="stretch", key=key)
-    if shown.gauge is not None:
-        chart(cols[-1], shown.gauge, width="stretch", key=f"gauge-{key}")
     if result.answer in (None, ood.FAMILIAR):
         cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
     return {"image": name, "prediction": loaded.classes[result.top],

@@ -2,13 +2,15 @@ import plotly.graph_objects as go
 import pytest
 
 from core.charts import (
+    GAUGE_HEIGHT,
     MAX_RAW_POINTS,
+    Familiarity,
     Series,
     accuracy_figure,
     accuracy_vs_time_figure,
     class_counts_figure,
-    familiarity_gauge,
     loss_figure,
+    probability_figure,
     smooth,
     thin,
 )
@@ -65,13 +67,18 @@ def test_reliability_figure_draws_the_diagonal_and_one_line_per_curve():
     assert fig.data[1].marker.size[1] > fig.data[1].marker.size[0]  # the fuller bin, the larger its marker
 
 
-def test_the_familiarity_gauge_shows_the_score_in_its_band():
-    fig = familiarity_gauge(3.0, 1.0, 2.0)
-    gauge = fig.data[0]
+def test_the_familiarity_gauge_shows_the_score_in_its_band_under_the_bars():
+    classes, probabilities = ["cat", "dog"], [0.8, 0.2]
+    fig = probability_figure(classes, probabilities, Familiarity(3.0, 1.0, 2.0))
+    bars, gauge = fig.data  # one figure: one chart for a browser to draw
+    assert list(bars.y) == ["dog", "cat"] and fig.layout.title.text == "Prediction: cat"
     assert gauge.value == 3.0 and gauge.gauge.shape == "bullet"
     ranges = [tuple(step.range) for step in gauge.gauge.steps]
     assert ranges[1] == (1.0, 2.0) and ranges[0][1] == 1.0 and ranges[2][0] == 2.0  # none | not sure | one of them
     assert ranges[0][0] <= 1.0 and ranges[2][1] >= 3.0  # the score is always on the axis
-    two = familiarity_gauge(-5.0, 1.0, None).data[0]  # a model without a band: two answers
+    assert gauge.domain.y[1] < fig.layout.yaxis.domain[0]  # under the bars, not over them
+    assert fig.layout.height == probability_figure(classes, probabilities).layout.height + GAUGE_HEIGHT
+    two = probability_figure(classes, probabilities, Familiarity(-5.0, 1.0, None)).data[1]  # two answers only
     assert len(two.gauge.steps) == 2 and two.gauge.axis.range[0] <= -5.0
-    assert "ten" in fig.layout.title.text
+    assert "one of the ten?" in fig.layout.annotations[0].text
+    assert len(probability_figure(classes, probabilities).data) == 1  # no threshold: no gauge
