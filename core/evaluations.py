@@ -90,20 +90,21 @@ def save_blob(path: Path, wanted: str, blob: dict) -> bool:
 
 
 def find(wanted: str, folders: Sequence[Path], save_to: Path | None, check: Callable[[dict], object], what: str,
-         again: str) -> tuple[object, Path | None, list[str]]:
+         again: str) -> tuple[object, Path | None, str]:
     """What `check` makes of the first file remembered under key `wanted` in `folders`, then `save_to`, that passes
-    it, and that file; (None, None) where none does. Each file found that did not pass leaves a note naming `what`
-    it was and saying it was done `again`. Evaluations, maps and neighbour features are all looked up this way."""
+    it, and that file; (None, None) where none does. Each file found that did not pass adds a sentence to the note
+    (the third item, "" when none) naming `what` it was and saying it was done `again`. Evaluations, maps and
+    neighbour features are all looked up this way."""
     notes = []
     for folder in (*folders, *([save_to] if save_to else [])):
         path = Path(folder) / f"{wanted}.pt"
         if not path.is_file():
             continue
         try:
-            return check(load_blob(path, wanted)), path, notes
+            return check(load_blob(path, wanted)), path, " ".join(notes)
         except ValueError as exc:
             notes.append(f"The remembered {what} {path} was not used: {exc}. {again}")
-    return None, None, notes
+    return None, None, " ".join(notes)
 
 
 def _logits(blob: dict, split: Split, num_classes: int) -> torch.Tensor:
@@ -126,15 +127,15 @@ def remembered_evaluate(model: nn.Module, split: Split, normalize: Callable[[tor
     then `save_to`), else computed and remembered in `save_to` (or None when not to `compute`). Equal to
     evaluating afresh either way."""
     wanted = key(model, split, normalize, tta, num_classes)
-    logits, path, notes = find(wanted, shipped, save_to, lambda blob: _logits(blob, split, num_classes),
+    logits, path, note = find(wanted, shipped, save_to, lambda blob: _logits(blob, split, num_classes),
                                "evaluation", "The model was evaluated again.")
     if logits is not None:
-        return Remembered(from_logits(logits, split.labels, num_classes), "remembered", path, " ".join(notes))
+        return Remembered(from_logits(logits, split.labels, num_classes), "remembered", path, note)
     if not compute:
         return None
     result = evaluate(model, split, normalize, num_classes=num_classes, tta=tta)
     path = Path(save_to) / f"{wanted}.pt" if save_to else None
     if path is not None and not save(path, wanted, result):
         path = None
-    return Remembered(result, "computed", path, " ".join(notes))
+    return Remembered(result, "computed", path, note)
 

@@ -141,14 +141,14 @@ def neighbour_bank(model: nn.Module, train: Split, normalize, *, folders: Sequen
             raise ValueError("its numbers are not this model's features")
         return features.float()
 
-    found, _, notes = evaluations.find(wanted, folders, save_to, check, "neighbour features",
+    found, _, note = evaluations.find(wanted, folders, save_to, check, "neighbour features",
                                        "They were computed again.")
     if found is not None:
-        return NeighbourBank(index, found, " ".join(notes))
+        return NeighbourBank(index, found, note)
     features = penultimate(model, bank.images, normalize).half()
     if save_to:
         evaluations.save_blob(Path(save_to) / f"{wanted}.pt", wanted, {"features": features})
-    return NeighbourBank(index, features.float(), " ".join(notes))
+    return NeighbourBank(index, features.float(), note)
 
 
 def _key(model: nn.Module, test: Split, normalize) -> str:
@@ -171,12 +171,12 @@ def feature_map(model: nn.Module, test: Split, normalize, *, folders: Sequence[P
     """The FeatureMap of `model`, read from a file remembered under the same key as its evaluation would be (the
     weights, the images, the normalisation) in `folders` or `save_to`, else computed (for `remember`)."""
     test = Split(test.images[:MAP_IMAGES], test.labels[:MAP_IMAGES])
-    found, _, notes = evaluations.find(_key(model, test, normalize), folders, save_to,
+    found, _, note = evaluations.find(_key(model, test, normalize), folders, save_to,
                                        lambda blob: _check(blob, len(test)), "feature map", "It was computed again.")
     if found is not None:
-        return FeatureMap(*found, "remembered", " ".join(notes))
+        return FeatureMap(*found, "remembered", note)
     # rounded as they are remembered, so a map drawn now and one read back later are the same map
-    return FeatureMap(penultimate(model, test.images, normalize).half().float(), note=" ".join(notes))
+    return FeatureMap(penultimate(model, test.images, normalize).half().float(), note=note)
 
 
 def remember(feature_map: FeatureMap, model: nn.Module, test: Split, normalize, save_to: Path) -> bool:
