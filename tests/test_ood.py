@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 from test_cli import cli
 
@@ -218,7 +219,7 @@ def test_the_real_photo_figures_count_each_group_as_a_person_would_see_it(tmp_pa
 
 def test_the_shipped_cards_real_photo_figures_are_what_the_model_does_now():
     from benchmarks.real_photos import verdicts
-    loaded = load_model(ood.PHOTOS.parent / "models" / "default.pth")
+    loaded = load_model(ROOT / "models" / "default.pth")
     recorded = loaded.card["photos"]["real_photos"]
     assert [r["framing"] for r in recorded] == sorted(FRAMINGS, key=lambda f: f != FRAMING)
     assert [verdicts(loaded, r["framing"]) for r in recorded] == recorded

@@ -1,8 +1,8 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 from core import snapshots
 from core.config import TrainConfig
@@ -104,7 +104,7 @@ def test_a_file_says_how_many_test_images_scored_it_and_an_older_one_was_scored_
 
 
 def test_the_shipped_model_carries_its_own_learning_replay():
-    models = Path(__file__).resolve().parent.parent / "models"
+    models = ROOT / "models"
     card = json.loads((models / "default.json").read_text())
     kept = snapshots.load(snapshots.file_for(models / "default.pth"))
     assert kept.steps[0] == 0 and kept.steps[-1] == card["epochs"] * kept.steps_per_epoch and len(kept.steps) >= 4
