@@ -115,6 +115,21 @@ def served_figures(run_dir: Path, data_dir: str, tta: str) -> dict:
     return {**test.to_dict(dataset.classes), **calibration, **clean_rule, **band, "tta": tta}
 
 
+def trained_with(config: dict, command: list[str]) -> list[str]:
+    """The command a run was trained by, as its config.json recorded it (without its run folder), so a card written
+    `--from-run` says what that run did; `command` for a run that recorded none."""
+    argv = config.get("command")
+    if not argv:
+        return command
+    recorded, skip = [], False
+    for arg in argv[1:]:
+        if skip or arg == "--run-dir":
+            skip = not skip
+        elif not arg.startswith("--run-dir="):
+            recorded.append(arg)
+    return ["python", "-m", "core", *recorded]
+
+
 def card_for(run_dir: Path, command: list[str], data_dir: str, tta: str) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     served = served_figures(run_dir, data_dir, tta)
@@ -122,7 +137,7 @@ def card_for(run_dir: Path, command: list[str], data_dir: str, tta: str) -> dict
     return {
         "name": f"{config['train']['model']} w{config['train']['width']} ({config['preset']} recipe)",
         "model": config["train"]["model"],
-        "command": " ".join(command),
+        "command": " ".join(trained_with(config, command)),
         "data": config["source"].replace(str(ROOT) + "/", ""),
         "classes": config["classes"],
         "train": config["train"],
