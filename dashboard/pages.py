@@ -9,7 +9,7 @@ _PAGES = {  # name: (script, title, icon); the first is the landing page
     "runs": ("dashboard/runs_page.py", "Runs", ":material/table_chart:"),
     "evaluate": ("dashboard/evaluate_page.py", "Evaluate", ":material/analytics:"),
     "classify": ("dashboard/classify_page.py", "Classify", ":material/image_search:"),
-    "teach": ("dashboard/teach_page.py", "Teach", ":material/school:"),
+    "teach": ("dashboard/teach_page.py", "Teach", ":material/new_label:"),
 }
 
 

@@ -88,7 +88,7 @@ name = st.text_input("Name of the new class", max_chars=40, placeholder="e.g. mu
 photos = photos_given()
 st.caption(f"{len(photos)} photo{'' if len(photos) == 1 else 's'} ready" + (f" (at least {MIN_PHOTOS} needed)"
                                                                              if len(photos) < MIN_PHOTOS else ""))
-if st.button("Teach", type="primary", icon=":material/school:"):
+if st.button("Teach", type="primary", icon=":material/new_label:"):
     try:
         config = TeachConfig(check_request(base, name, photos, list(ds.classes)), mix=mix)
         with st.spinner("Teaching…"):

@@ -16,6 +16,12 @@ PAGES = ["dashboard/overview.py", "dashboard/tutorial_page.py", "dashboard/data_
          "dashboard/runs_page.py", "dashboard/teach_page.py"]
 
 
+def test_each_page_has_a_title_and_an_icon_of_its_own():
+    from dashboard.pages import _PAGES
+    assert len({title for _, title, _ in _PAGES.values()}) == len({icon for *_, icon in _PAGES.values()}) \
+        == len(_PAGES)
+
+
 @pytest.fixture
 def no_data(monkeypatch, tmp_path):
     monkeypatch.setenv("CIFAR_DATA", str(tmp_path / "empty"))
