@@ -127,33 +127,12 @@ def photo_answers(loaded: LoadedModel) -> dict:
             "unrelated_not_sure": round(answers.count(ood.UNSURE) / len(answers), 4)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="NAME=PATH (a run directory or a .pth)")
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--data-dir", default="data")
-    args = parser.parse_args()
-    models = {}
-    for item in args.models:
-        name, _, path = item.partition("=")
-        models[name] = load_model(path)
-    test = first_of_each_class(load_dataset(DataConfig(data_dir=args.data_dir, download=False)).test, args.images // 10)
-    try:
-        jpeg = first_of_each_class(load_dataset(DataConfig(data_dir=f"{args.data_dir}/cifar10-jpeg",
-                                                           download=False)).test, args.images // 10)
-    except DataError:
-        jpeg = None
-    outliers = ood.outlier_images()
-    rows: dict[str, list[str]] = {}
+def row(label: str, values) -> None:
+    """One printed row of the table: a label, then a column per model."""
+    print(f"{label:34s}" + "".join(f"{v:>14s}" for v in values), flush=True)
 
-    def row(label: str, values) -> None:
-        rows[label] = list(values)
-        print(f"{label:34s}" + "".join(f"{v:>14s}" for v in rows[label]), flush=True)
 
-    print(f"{len(test)} test images (the first {len(test) // 10} of each class), {len(outliers)} reference outliers "
-          f"({len(ood.outlier_photos())} photos × 6 views + synthetic), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
-    row("", models)
+def accuracy_rows(models: dict[str, LoadedModel], test, jpeg) -> None:
     row("accuracy, % of test images", [])
     for shift, apply in SHIFTS.items():
         shifted = apply(test.images)
@@ -166,34 +145,39 @@ def main() -> None:
             views = torch.stack([to_uint8_tensor(p, framing) for p in pictures])
             row(f"  4:3 photo, object {kind}, {framing}",
                 (f"{100 * accuracy(m, views, test.labels):.1f}" for m in models.values()))
-    test_logits = {name: logits(m, test.images) for name, m in models.items()}
-    outlier_logits = {name: logits(m, outliers) for name, m in models.items()}
+
+
+def calibration_rows(models: dict[str, LoadedModel], test_logits: dict, labels: torch.Tensor) -> None:
+    def ece(name: str, temperature: float) -> str:
+        return f"{100 * reliability(torch.softmax(test_logits[name] / temperature, 1), labels).ece:.1f}"
     row("calibration (test images)", [])
     row("  temperature", (f"{m.temperature:.2f}" for m in models.values()))
-
-    def ece(name: str, temperature: float) -> str:
-        return f"{100 * reliability(torch.softmax(test_logits[name] / temperature, 1), test.labels).ece:.1f}"
     row("  ECE as trained, %", (ece(n, 1.0) for n in models))
     row("  ECE with its temperature, %", (ece(n, m.temperature) for n, m in models.items()))
-    row("none of the ten (outliers vs test)", [])
 
+
+def verdict_rows(models: dict[str, LoadedModel], test_logits: dict, outlier_logits: dict) -> None:
     def separation(name: str, m: LoadedModel, kind: str) -> str:
         familiar = ood.familiarity(test_logits[name], m.temperature, kind)
         return f"{ood.auroc(familiar, ood.familiarity(outlier_logits[name], m.temperature, kind)):.3f}"
-    for kind in ood.SCORES:
-        row(f"  AUROC, {kind}", (separation(n, m, kind) for n, m in models.items()))
 
-    def at_threshold(name: str, m: LoadedModel, which: torch.Tensor) -> str:
+    def at_threshold(m: LoadedModel, which: torch.Tensor) -> str:
         if m.ood_threshold is None:
             return "–"
         return f"{100 * (ood.familiarity(which, m.temperature) < m.ood_threshold).float().mean():.1f}"
+    row("none of the ten (outliers vs test)", [])
+    for kind in ood.SCORES:
+        row(f"  AUROC, {kind}", (separation(n, m, kind) for n, m in models.items()))
     row(f"  outliers flagged at its threshold, % ({ood.SCORE})",
-        (at_threshold(n, m, outlier_logits[n]) for n, m in models.items()))
-    row("  test images flagged, %", (at_threshold(n, m, test_logits[n]) for n, m in models.items()))
+        (at_threshold(m, outlier_logits[n]) for n, m in models.items()))
+    row("  test images flagged, %", (at_threshold(m, test_logits[n]) for n, m in models.items()))
     answered = {name: photo_answers(m) if m.ood_threshold is not None else None for name, m in models.items()}
     for key, label in (("unrelated_flagged", "flagged"), ("unrelated_not_sure", "not sure")):
         row(f"  photos of objects never trained, % {label}",
             (f"{100 * a[key]:.0f}" if a else "–" for a in answered.values()))
+
+
+def cat_rows(models: dict[str, LoadedModel]) -> None:
     row("photos/chelsea.jpg (a cat)", [])
     for framing in FRAMINGS:
         image = load_for_model(ood.PHOTOS / "chelsea.jpg", framing).unsqueeze(0)
@@ -203,6 +187,31 @@ def main() -> None:
             mark = {ood.UNFAMILIAR: " ✗", ood.UNSURE: " ?"}.get(p.answer, "")
             verdicts.append(f"{m.classes[p.top]} {100 * p.probabilities[p.top]:.0f} %{mark}")
         row(f"  {framing}", verdicts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="NAME=PATH (a run directory or a .pth)")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--data-dir", default="data")
+    args = parser.parse_args()
+    models = {name: load_model(path) for name, _, path in (item.partition("=") for item in args.models)}
+    test = first_of_each_class(load_dataset(DataConfig(data_dir=args.data_dir, download=False)).test, args.images // 10)
+    try:
+        jpeg = first_of_each_class(load_dataset(DataConfig(data_dir=f"{args.data_dir}/cifar10-jpeg",
+                                                           download=False)).test, args.images // 10)
+    except DataError:
+        jpeg = None
+    outliers = ood.outlier_images()
+    print(f"{len(test)} test images (the first {len(test) // 10} of each class), {len(outliers)} reference outliers "
+          f"({len(ood.outlier_photos())} photos × 6 views + synthetic), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
+    row("", models)
+    accuracy_rows(models, test, jpeg)
+    test_logits = {name: logits(m, test.images) for name, m in models.items()}
+    calibration_rows(models, test_logits, test.labels)
+    verdict_rows(models, test_logits, {name: logits(m, outliers) for name, m in models.items()})
+    cat_rows(models)
     row(f"phone photo {PHONE[0]}×{PHONE[1]} end to end, ms", (f"{phone_upload(m):.1f}" for m in models.values()))
 
 
