@@ -112,7 +112,7 @@ def results(loaded, items, framing: str) -> None:
         rows.append(classified(loaded, name, content, framing, key=f"p-{number}"))
     st.divider()
     table = pd.DataFrame(rows)
-    if len(rows) > 1:  # one picture's row repeats its result above, and the grid costs each browser ~0.3 CPU-s
+    if len(rows) > 1:  # one picture's row repeats its result above; the grid cost ~0.3 CPU-s a browser in a room of 12
         st.dataframe(table, hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False), file_name="predictions.csv",
                        mime="text/csv", icon=":material/download:")
