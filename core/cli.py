@@ -38,7 +38,12 @@ def flag_help(f) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="The PyTorch CIFAR-10 tutorial, fast.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _train_command(sub)
+    _model_commands(sub)
+    return parser
 
+
+def _train_command(sub) -> None:
     t = sub.add_parser("train", help="train a model into a run directory")
     t.add_argument("--preset", choices=sorted(PRESETS), default="tutorial",
                    help="named settings to start from (tutorial: the tutorial exactly); the flags below override them")
@@ -55,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it left off")
     t.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
+
+def _model_commands(sub) -> None:
+    """The commands that use a trained model: evaluate, predict, report, export, teach."""
     e = sub.add_parser("evaluate", help="overall and per-class test accuracy of a run or model.pth")
     e.add_argument("target", help="a run directory or a .pth file")
     e.add_argument("--data-dir")
@@ -96,7 +104,6 @@ def _parser() -> argparse.ArgumentParser:
                     help="train on the photos alone, without stored CIFAR-10 features: the ten are forgotten")
     tc.add_argument("--framing", choices=FRAMINGS, default=FRAMING, help="what of a non-square photo is used")
     tc.add_argument("--data-dir", help="the data for the mix and the meter (default: the base run's, else ./data)")
-    return parser
 
 
 class _StopFlag:
