@@ -6,7 +6,7 @@ from core.events import ACTIVE_STATES, curves, last_status, progress
 from core.launcher import resume_training, stop_training
 from core.runs import log_tail
 from dashboard.common import events, fmt_seconds, literal, run_label
-from dashboard.pages import page
+from dashboard.pages import icon, page
 from dashboard.present import chart
 
 
@@ -42,7 +42,7 @@ def live_view(run) -> None:
         st.success(f"Finished: **{100 * final['test_accuracy']:.2f} %** test accuracy after "
                    f"{fmt_seconds(final.get('train_seconds'))} of training.")
         left, right = st.columns(2)
-        if left.button("Evaluate this run", icon=":material/analytics:", key=f"eval-{run.id}"):
+        if left.button("Evaluate this run", icon=icon("evaluate"), key=f"eval-{run.id}"):
             st.session_state["eval_choice"] = run_label(run.id)  # preselected on the Evaluate page
             st.switch_page(page("evaluate"))
         right.page_link(page("runs"), label="Compare it with other runs")

@@ -19,6 +19,11 @@ def page(name: str) -> st.Page:
     return st.Page(script, title=title, icon=icon, default=name == next(iter(_PAGES)))
 
 
+def icon(name: str) -> str:
+    """The page's icon, for a button that leads to the page or does its work."""
+    return _PAGES[name][2]
+
+
 def all_pages() -> list[st.Page]:
     return [page(name) for name in _PAGES]
 

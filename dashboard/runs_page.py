@@ -9,7 +9,7 @@ from core.launcher import resume_training
 from core.run_table import row
 from core.runs import delete_run, list_runs, rename_run
 from dashboard.common import events, linked, literal, loaded_model, report_button, run_label, runs_root
-from dashboard.pages import page
+from dashboard.pages import icon, page
 from dashboard.present import chart
 
 
@@ -77,7 +77,7 @@ def actions(run, state: str) -> None:
         report_button(d, run)
     if run.model_file.exists():
         export_buttons(run)
-    if state == "done" and c.button("Evaluate", icon=":material/analytics:"):
+    if state == "done" and c.button("Evaluate", icon=icon("evaluate")):
         st.session_state["eval_choice"] = run_label(run.id)
         st.switch_page(page("evaluate"))
     if state in ("stopped", "interrupted") and run.checkpoint_file.exists():

@@ -5,7 +5,7 @@ from core.images import FRAMING, ImageError, load_for_model
 from core.runs import new_run_id
 from core.teach import MIN_PHOTOS, TeachConfig, TeachError, check_request, reference, teach, write_run
 from dashboard.common import UPLOAD_TYPES, dataset, literal, loaded_model, model_choices, run_label, runs_root
-from dashboard.pages import page
+from dashboard.pages import icon, page
 from dashboard.present import settings
 
 
@@ -65,10 +65,10 @@ def show_result(taught, config, run) -> None:
                    f"{config.class_name} %": round(100 * a["new_class_probability"], 1)} for a in taught.answers],
                  hide_index=True, width="stretch")
     left, right = st.columns(2)
-    if left.button("Classify with it", icon=":material/image_search:"):
+    if left.button("Classify with it", icon=icon("classify")):
         st.query_params.clear()
         st.switch_page(page("classify"), query_params={"run": run.id})
-    if right.button("Evaluate it", icon=":material/analytics:"):
+    if right.button("Evaluate it", icon=icon("evaluate")):
         st.session_state["eval_choice"] = run_label(run.id)
         st.switch_page(page("evaluate"))
 
@@ -88,7 +88,7 @@ name = st.text_input("Name of the new class", max_chars=40, placeholder="e.g. mu
 photos = photos_given()
 st.caption(f"{len(photos)} photo{'' if len(photos) == 1 else 's'} ready" + (f" (at least {MIN_PHOTOS} needed)"
                                                                              if len(photos) < MIN_PHOTOS else ""))
-if st.button("Teach", type="primary", icon=":material/new_label:"):
+if st.button("Teach", type="primary", icon=icon("teach")):
     try:
         config = TeachConfig(check_request(base, name, photos, list(ds.classes)), mix=mix)
         with st.spinner("Teaching…"):
