@@ -73,23 +73,37 @@ def run_report(run: Run, dataset: Dataset | None, images: int = 24) -> str:
                                      chance=1 / len(classes)), "accuracy"),
              "</div><h2>Per class</h2>",
              _figure(per_class_figure(list(metrics["per_class"]), list(metrics["per_class"].values())), "per-class"),
-             _figure(confusion_figure(metrics["confusion"], classes), "confusion")]
-    if dataset is not None and list(dataset.classes) == classes[:len(dataset.classes)]:  # a taught one has more
-        loaded = load_model(run.path)
-        result = remembered_evaluate(loaded.model, dataset.test, loaded.normalizer(), num_classes=len(classes),
-                                     tta=loaded.tta, save_to=folder_for(dataset)).result
-        labels = dataset.test.labels
-        shown = range(min(images, len(labels)))
-        parts += ["<h2>Test images</h2>", _grid([
-            (_image(dataset.test.images[i], RIGHT if result.predictions[i] == labels[i] else WRONG),
-             f"GroundTruth: {classes[labels[i]]} · Predicted: {classes[result.predictions[i]]}") for i in shown])]
-        parts += ["<h2>Most confident mistakes</h2>", _grid([
-            (_image(dataset.test.images[m["index"]], WRONG),
-             f"{classes[m['label']]} → {classes[m['predicted']]} ({100 * m['confidence']:.0f} %)")
-            for m in top_losses(result, labels, k=16)])]
-    else:
-        parts.append('<h2>Test images</h2><p class="muted">The test set was not at hand when this report was '
-                     "written, so it has no image sections.</p>")
+             _figure(confusion_figure(metrics["confusion"], classes), "confusion"),
+             *_image_sections(run, dataset, classes, images),
+             "<h2>Model card</h2>", _table(_card(config, metrics, classes)), "<h2>Settings</h2>", _table(train)]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Run {html.escape(run.id)}</title>'
+            f"<style>{STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+            + "\n".join(parts) + "</body></html>")
+
+
+def _image_sections(run: Run, dataset: Dataset | None, classes: list[str], images: int) -> list[str]:
+    """The first test images and the most confident mistakes, from the model evaluated again; a line saying why
+    not where the test set is not at hand (or is not the one the run's classes start with)."""
+    if dataset is None or list(dataset.classes) != classes[:len(dataset.classes)]:  # a taught one has more
+        return ['<h2>Test images</h2><p class="muted">The test set was not at hand when this report was '
+                "written, so it has no image sections.</p>"]
+    loaded = load_model(run.path)
+    result = remembered_evaluate(loaded.model, dataset.test, loaded.normalizer(), num_classes=len(classes),
+                                 tta=loaded.tta, save_to=folder_for(dataset)).result
+    labels = dataset.test.labels
+    shown = range(min(images, len(labels)))
+    return ["<h2>Test images</h2>", _grid([
+        (_image(dataset.test.images[i], RIGHT if result.predictions[i] == labels[i] else WRONG),
+         f"GroundTruth: {classes[labels[i]]} · Predicted: {classes[result.predictions[i]]}") for i in shown]),
+            "<h2>Most confident mistakes</h2>", _grid([
+        (_image(dataset.test.images[m["index"]], WRONG),
+         f"{classes[m['label']]} → {classes[m['predicted']]} ({100 * m['confidence']:.0f} %)")
+        for m in top_losses(result, labels, k=16)])]
+
+
+def _card(config: dict, metrics: dict, classes: list[str]) -> dict[str, str]:
+    """The model card's rows: what was trained on what, how well, and where the report's figures come from."""
+    train = config.get("train", {})
     card = {"model": f"{train.get('model', '?')} (width {train.get('width', '?')})", "data": config.get("source", "?"),
             "classes": ", ".join(classes), "test accuracy": f"{100 * metrics['accuracy']:.2f} %",
             "training time": f"{metrics.get('train_seconds', 0):.1f} s"}
@@ -107,7 +121,4 @@ def run_report(run: Run, dataset: Dataset | None, images: int = 24) -> str:
                                             f"{100 * metrics['test_ece_calibrated']:.1f} % with the temperature")
     if "ood_threshold" in metrics:
         card["none of the ten"] = f"{metrics.get('ood_score', 'energy')} score below {metrics['ood_threshold']:.3f}"
-    parts += ["<h2>Model card</h2>", _table(card), "<h2>Settings</h2>", _table(train)]
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Run {html.escape(run.id)}</title>'
-            f"<style>{STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
-            + "\n".join(parts) + "</body></html>")
+    return card
