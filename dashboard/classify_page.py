@@ -119,7 +119,11 @@ def results(loaded, items, framing: str) -> None:
 
 
 def look_inside(label: str, loaded, items, framing: str) -> None:
-    """The learning replay and what if, for one of the pictures, and a way to it on Evaluate's map."""
+    """On request: the learning replay and what if for one of the pictures, and a way to it on Evaluate's map.
+
+    The toggle starts off and stays as the visitor leaves it. The answer is what a visitor comes for: without these
+    sections a room of 30 uploading at once gets it ~4 s sooner (benchmarks/room.py), as no browser draws their
+    nine controls and the server replays no photo through the snapshots (~10 times the answer's own work)."""
     pictures = {}
     for name, content in items:
         try:
@@ -129,6 +133,10 @@ def look_inside(label: str, loaded, items, framing: str) -> None:
     if not pictures:
         return
     st.divider()
+    if not st.toggle("Look inside: the learning replay and what if", key="look-inside",
+                     help="How the network's answer for this picture grew over its training, and how it changes "
+                          "when you change the picture."):
+        return
     names = list(pictures)
     chosen = st.selectbox("Look inside with", names, key="inside-picture") if len(names) > 1 else names[0]
     if st.button("Show it on the map of similar images", icon=":material/scatter_plot:",

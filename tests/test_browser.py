@@ -222,9 +222,11 @@ def fast_run(runs: Path) -> str:
 
 
 def upload_photo(page, url: str, link: str) -> None:
+    """Classify the cat photo in a new session, then turn on Look inside (it starts off)."""
     page.goto(f"{url}/classify_page?{link}")
     page.get_by_text("Classifying with").wait_for(timeout=60_000)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(ROOT / "photos" / "chelsea.jpg")])
+    page.get_by_text("Look inside: the learning replay and what if").click(timeout=60_000)
 
 
 @pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model is evaluated on the original CIFAR-10")

@@ -9,12 +9,32 @@ from dashboard.common import literal
 from dashboard.similar import selected
 
 
-def classify(run, files: dict[str, bytes]):
+def classify(run, files: dict[str, bytes], inside: bool = True):
     at = open_app("dashboard/classify_page.py", {"run": run.id})
     at.file_uploader[0].set_value([(name, data, "image/*") for name, data in files.items()])
     at.run()
     assert not at.exception and not at.error
+    if inside:
+        look_inside(at).set_value(True).run()
+        assert not at.exception and not at.error
     return at
+
+
+def look_inside(at):
+    return next(t for t in at.toggle if t.label.startswith("Look inside"))
+
+
+def test_look_inside_is_on_request_and_stays_on(finished_run):
+    files = image_zoo.good()
+    at = classify(finished_run, {"photo.jpg": files["photo.jpg"]}, inside=False)
+    assert at.get("plotly_chart")  # the answer is there
+    assert not look_inside(at).value and not {"Learning replay", "What if"} & {h.value for h in at.subheader}
+    assert not at.select_slider and [s.label for s in at.slider] == ["How many"]  # the test-images tab's
+    look_inside(at).set_value(True).run()
+    assert {"Learning replay", "What if"} <= {h.value for h in at.subheader}
+    at.file_uploader[0].set_value([("photo.png", files["photo.png"], "image/*")]).run()  # another picture
+    assert not at.exception and look_inside(at).value
+    assert {"Learning replay", "What if"} <= {h.value for h in at.subheader}
 
 
 def step_line(at) -> str:
