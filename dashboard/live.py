@@ -11,11 +11,25 @@ from dashboard.present import chart
 
 
 def live_view(run) -> None:
+    """One run as it trains and after: progress, curves, how it ended, its log, and stop or resume."""
     evs = events(run)
     state = run.state(evs)
-    where = progress(evs)
     c = curves(evs)
     st.subheader(f"Run {run.id}")
+    _progress(state, progress(evs), c)
+    _curves(run, c)
+    _outcome(run, state, last_status(evs))
+    with st.expander("Log", expanded=state in ACTIVE_STATES):
+        st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
+    _controls(run, state)
+    if st.session_state.get("shown_state", {}).get(run.id, state) != state:
+        st.session_state.setdefault("shown_state", {})[run.id] = state
+        st.rerun()  # the run changed state: redraw the page (and stop or start refreshing)
+    st.session_state.setdefault("shown_state", {})[run.id] = state
+
+
+def _progress(state: str, where, c: dict) -> None:
+    """The progress bar while it trains, and its speed, time so far and left, and last test accuracy."""
     if state in ACTIVE_STATES or where.total_steps:
         text = (f"{state} · epoch {where.epoch}/{where.epochs} · step {where.step}/{where.steps_per_epoch}"
                 if where.total_steps else f"{state} · loading data…")
@@ -28,16 +42,20 @@ def live_view(run) -> None:
     m[3].metric("Test accuracy", f"{100 * c['test_accuracy'][-1]:.1f} %" if c["test_accuracy"] else "—",
                 help="after the last finished epoch")
 
+
+def _curves(run, c: dict) -> None:
     x_axis = st.radio("x axis", ["images seen", "steps"], horizontal=True, key=f"x-{run.id}",
                       label_visibility="collapsed")
     x = c["images_seen"] if x_axis == "images seen" else c["global_step"]
     charts = st.columns([3, 2])
     chart(charts[0], loss_figure([Series(run.id, x, c["loss"])], x_title=x_axis), width="stretch",
-                           key=f"loss-{run.id}")
+          key=f"loss-{run.id}")
     accuracy = Series(run.id, c["epoch"], c["test_accuracy"], c["val_accuracy"])
     chart(charts[1], accuracy_figure([accuracy]), width="stretch", key=f"acc-{run.id}")
 
-    final = last_status(evs)
+
+def _outcome(run, state: str, final: dict) -> None:
+    """How the run ended (finished, failed, diverged, stopped or interrupted), and where to go from there."""
     if state == "done":
         st.success(f"Finished: **{100 * final['test_accuracy']:.2f} %** test accuracy after "
                    f"{fmt_seconds(final.get('train_seconds'))} of training.")
@@ -56,9 +74,9 @@ def live_view(run) -> None:
         kept = "its last checkpoint is kept." if run.checkpoint_file.exists() else \
             "it ended before its first checkpoint, so there is nothing to resume: start a new run."
         st.warning(f"{why}; {kept}")
-    with st.expander("Log", expanded=state in ACTIVE_STATES):
-        st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
 
+
+def _controls(run, state: str) -> None:
     if state in ACTIVE_STATES and st.button("Stop training", icon=":material/stop:", key=f"stop-{run.id}"):
         if stop_training(run):
             st.toast("Stopping: the run saves a checkpoint and ends.")
@@ -66,10 +84,6 @@ def live_view(run) -> None:
         if st.button("Resume training", icon=":material/resume:", key=f"resume-{run.id}"):
             resume_training(run)
             st.rerun()
-    if st.session_state.get("shown_state", {}).get(run.id, state) != state:
-        st.session_state.setdefault("shown_state", {})[run.id] = state
-        st.rerun()  # the run changed state: redraw the page (and stop or start refreshing)
-    st.session_state.setdefault("shown_state", {})[run.id] = state
 
 
 def shown_small(run) -> None:
