@@ -66,7 +66,8 @@ def similar_images(loaded, key: str, stamp: float, result, ds, classes: list[str
         star = (*similarity.place(coordinates, found.test_features, features), photo[0])
     st.caption(f"Each point is one of the first {n:,} test images, placed by the network's last features: images it "
                "sees as alike are close. Lasso or box points (or click one) to see them; click a class in the legend "
-               "to hide it.")
+               "to hide it." + ("" if photo is not None else " To place a photo of yours among them, classify it on "
+                                "Classify, turn on Look inside and choose Show it on the map of similar images."))
     event = chart(st, embedding_figure(coordinates, labels, predictions, classes, star), width="stretch",
                             key="map", on_select="rerun", selection_mode=("points", "box", "lasso"))
     selected_images(selected(event), ds, classes, predictions)

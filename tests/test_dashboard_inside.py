@@ -112,6 +112,8 @@ def test_a_confusion_cell_shows_its_images(finished_run, dataset):
 def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(finished_run, tiny_tree):
     at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
     assert "Similar images" in [h.value for h in at.subheader]
+    way_in = "turn on Look inside and choose Show it on the map of similar images"
+    assert any(way_in in c.value for c in at.caption)  # how to bring a photo here
     method = next(r for r in at.radio if r.label == "Map")
     assert method.value == "pca"  # nothing drawn yet: the instant map first
     method.set_value("tsne").run()
@@ -130,6 +132,7 @@ def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(
     spec = next(c for c in at.get("plotly_chart") if c.key == "map").proto.spec
     assert '"star"' in spec and "photo.jpg" in spec
     assert not any("neighbour features" in i.value for i in at.info)
+    assert not any(way_in in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Remove the photo from the map").click().run()
     assert not any(m.value.startswith("**It thinks") for m in at.markdown)
 
