@@ -7,10 +7,9 @@ from core.images import enlarge
 from dashboard.common import data_dir, dataset, dataset_error, forget_dataset, image_grid, literal
 from dashboard.present import chart
 
-st.title("Data")
-ds = dataset()
 
-if ds is None:
+def no_data() -> None:
+    """Why there is no data, and the two ways to some: download CIFAR-10, or point the app at a folder tree."""
     st.error(literal(dataset_error()))
     left, right = st.columns(2)
     with left:
@@ -34,30 +33,42 @@ if ds is None:
         if st.button("Check again"):
             forget_dataset()
             st.rerun()
+
+
+def summary(ds, classes: list[str]) -> None:
+    """Where the data comes from, how much of it there is, and how it is normalised."""
+    st.markdown(f"**Source: {ds.source_name}**" + (" (torchvision's `cifar-10-batches-py`, md5-checked by torchvision)"
+                                                      if ds.kind == "torchvision" else "") + f" · `{ds.root}`")
+    a, b, c = st.columns(3)
+    a.metric("Training images", f"{len(ds.train):,}")
+    b.metric("Test images", f"{len(ds.test):,}")
+    c.metric("Classes", len(classes))
+    chart(st, class_counts_figure(classes, {"train": ds.train.class_counts(len(classes)),
+                                            "test": ds.test.class_counts(len(classes))}), width="stretch")
+    mean, std = DataConfig().mean, DataConfig().std
+    st.markdown(f"**Normalisation** (as the tutorial's `transforms.Normalize({mean}, {std})`): each pixel value "
+                f"*v* in 0–255 becomes (*v*/255 − {mean[0]}) / {std[0]}, so inputs range over [−1, 1].")
+
+
+def training_images(ds, classes: list[str]) -> None:
+    """A grid of training images, of one class or all, reshuffled on request (the seed is the session's)."""
+    st.subheader("Training images")
+    left, mid, right = st.columns([2, 1, 1])
+    choice = left.selectbox("Class", ["All classes"] + classes)
+    count = mid.select_slider("How many", [8, 16, 32, 64], value=32)
+    if right.button("Reshuffle", icon=":material/shuffle:"):
+        st.session_state["grid_seed"] = st.session_state.get("grid_seed", 0) + 1
+    pool = torch.arange(len(ds.train)) if choice == "All classes" else \
+        torch.nonzero(ds.train.labels == classes.index(choice)).flatten()
+    generator = torch.Generator().manual_seed(st.session_state.get("grid_seed", 0))
+    picked = pool[torch.randperm(len(pool), generator=generator)[:count]].tolist()
+    image_grid([enlarge(ds.train.images[i], 4) for i in picked], [classes[ds.train.labels[i]] for i in picked])
+
+
+st.title("Data")
+ds = dataset()
+if ds is None:
+    no_data()
     st.stop()
-
-st.markdown(f"**Source: {ds.source_name}**" + (" (torchvision's `cifar-10-batches-py`, md5-checked by torchvision)"
-                                                  if ds.kind == "torchvision" else "") + f" · `{ds.root}`")
-classes = list(ds.classes)
-a, b, c = st.columns(3)
-a.metric("Training images", f"{len(ds.train):,}")
-b.metric("Test images", f"{len(ds.test):,}")
-c.metric("Classes", len(classes))
-chart(st, class_counts_figure(classes, {"train": ds.train.class_counts(len(classes)),
-                                              "test": ds.test.class_counts(len(classes))}), width="stretch")
-
-mean, std = DataConfig().mean, DataConfig().std
-st.markdown(f"**Normalisation** (as the tutorial's `transforms.Normalize({mean}, {std})`): each pixel value "
-            f"*v* in 0–255 becomes (*v*/255 − {mean[0]}) / {std[0]}, so inputs range over [−1, 1].")
-
-st.subheader("Training images")
-left, mid, right = st.columns([2, 1, 1])
-choice = left.selectbox("Class", ["All classes"] + classes)
-count = mid.select_slider("How many", [8, 16, 32, 64], value=32)
-if right.button("Reshuffle", icon=":material/shuffle:"):
-    st.session_state["grid_seed"] = st.session_state.get("grid_seed", 0) + 1
-pool = torch.arange(len(ds.train)) if choice == "All classes" else \
-    torch.nonzero(ds.train.labels == classes.index(choice)).flatten()
-generator = torch.Generator().manual_seed(st.session_state.get("grid_seed", 0))
-picked = pool[torch.randperm(len(pool), generator=generator)[:count]].tolist()
-image_grid([enlarge(ds.train.images[i], 4) for i in picked], [classes[ds.train.labels[i]] for i in picked])
+summary(ds, list(ds.classes))
+training_images(ds, list(ds.classes))
