@@ -47,6 +47,19 @@ def photos_given() -> list:
     return photos
 
 
+def teach_it(ds, choice, base, name: str, photos: list, mix: bool) -> None:
+    """Teach the class and keep the result (and its run) for the session; a bad request gets its message."""
+    try:
+        config = TeachConfig(check_request(base, name, photos, list(ds.classes)), mix=mix)
+        with st.spinner("Teaching…"):
+            ref = _reference(str(choice.path), choice.path.stat().st_mtime, base, ds)
+            taught = teach(base, photos, ref, config)
+            run = write_run(taught, base, config, ds, runs_root() / f"{new_run_id()}-teach")
+        st.session_state["taught"] = (taught, config, run)
+    except (TeachError, CheckpointError) as exc:
+        st.error(literal(exc))
+
+
 def show_result(taught, config, run) -> None:
     """The new model's answers on the photos (held-out ones marked) and the forgetting meter."""
     f = taught.forgetting
@@ -89,14 +102,6 @@ photos = photos_given()
 st.caption(f"{len(photos)} photo{'' if len(photos) == 1 else 's'} ready" + (f" (at least {MIN_PHOTOS} needed)"
                                                                              if len(photos) < MIN_PHOTOS else ""))
 if st.button("Teach", type="primary", icon=icon("teach")):
-    try:
-        config = TeachConfig(check_request(base, name, photos, list(ds.classes)), mix=mix)
-        with st.spinner("Teaching…"):
-            ref = _reference(str(choice.path), choice.path.stat().st_mtime, base, ds)
-            taught = teach(base, photos, ref, config)
-            run = write_run(taught, base, config, ds, runs_root() / f"{new_run_id()}-teach")
-        st.session_state["taught"] = (taught, config, run)
-    except (TeachError, CheckpointError) as exc:
-        st.error(literal(exc))
+    teach_it(ds, choice, base, name, photos, mix)
 if "taught" in st.session_state:
     show_result(*st.session_state["taught"])
