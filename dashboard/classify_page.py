@@ -21,6 +21,8 @@ from dashboard.pages import page
 from dashboard.present import chart, settings
 from dashboard.similar import PHOTO
 
+INSIDE = "inside"  # ?inside=1: Look inside starts on (a shared link can ask for it)
+
 
 def chosen_model():
     """The model picked (or named by the link), loaded; stops the page with a message when there is none."""
@@ -133,10 +135,15 @@ def look_inside(label: str, loaded, items, framing: str) -> None:
     if not pictures:
         return
     st.divider()
-    if not st.toggle("Look inside: the learning replay and what if", key="look-inside",
-                     help="How the network's answer for this picture grew over its training, and how it changes "
-                          "when you change the picture."):
+    on = st.toggle("Look inside: the learning replay and what if", key="look-inside",
+                   value=st.query_params.get(INSIDE) == "1",
+                   help="How the network's answer for this picture grew over its training, and how it changes when "
+                        "you change the picture. On, it rides along in the address (?inside=1), so a copied link "
+                        "opens with it on.")
+    if not on:
+        st.query_params.pop(INSIDE, None)
         return
+    st.query_params[INSIDE] = "1"
     names = list(pictures)
     chosen = st.selectbox("Look inside with", names, key="inside-picture") if len(names) > 1 else names[0]
     if st.button("Show it on the map of similar images", icon=":material/scatter_plot:",

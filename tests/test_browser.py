@@ -222,11 +222,13 @@ def fast_run(runs: Path) -> str:
 
 
 def upload_photo(page, url: str, link: str) -> None:
-    """Classify the cat photo in a new session, then turn on Look inside (it starts off)."""
+    """Classify the cat photo in a new session with Look inside on: the link's ?inside=1, or else its toggle."""
     page.goto(f"{url}/classify_page?{link}")
     page.get_by_text("Classifying with").wait_for(timeout=60_000)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(ROOT / "photos" / "chelsea.jpg")])
-    page.get_by_text("Look inside: the learning replay and what if").click(timeout=60_000)
+    if "inside=1" not in link:
+        page.get_by_text("Look inside: the learning replay and what if").click(timeout=60_000)
+        page.wait_for_url("**inside=1**", timeout=30_000)  # the address now carries it
 
 
 @pytest.mark.skipif(real_cifar_dir() is None, reason="the shipped model is evaluated on the original CIFAR-10")
@@ -247,7 +249,7 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     shoot_section(page, "Learning replay", "classify-replay")
 
     # what if: invisible noise flips the cat
-    upload_photo(page, url, "model=default")
+    upload_photo(page, url, "model=default&inside=1")
     page.get_by_text("PGD (10 steps)").click()
     settle(page)
     slider_to_end(page, "Adversarial noise")

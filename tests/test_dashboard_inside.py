@@ -32,7 +32,17 @@ def test_look_inside_is_on_request_and_stays_on(finished_run):
     assert not at.select_slider and [s.label for s in at.slider] == ["How many"]  # the test-images tab's
     look_inside(at).set_value(True).run()
     assert {"Learning replay", "What if"} <= {h.value for h in at.subheader}
+    assert at.query_params["inside"] == "1"  # a copied link opens with it on
     at.file_uploader[0].set_value([("photo.png", files["photo.png"], "image/*")]).run()  # another picture
+    assert not at.exception and look_inside(at).value
+    assert {"Learning replay", "What if"} <= {h.value for h in at.subheader}
+    look_inside(at).set_value(False).run()
+    assert "inside" not in at.query_params and "Learning replay" not in {h.value for h in at.subheader}
+
+
+def test_a_link_can_open_with_look_inside_on(finished_run):
+    at = open_app("dashboard/classify_page.py", {"run": finished_run.id, "inside": "1"})
+    at.file_uploader[0].set_value([("photo.jpg", image_zoo.good()["photo.jpg"], "image/*")]).run()
     assert not at.exception and look_inside(at).value
     assert {"Learning replay", "What if"} <= {h.value for h in at.subheader}
 
