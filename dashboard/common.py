@@ -235,7 +235,7 @@ def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
             column.image(image, caption=caption, width="stretch")
 
 
-# ---- shareable links: a page's selection in its address (?run=<id>, ?model=<id>, ?class=<name>) ----
+# ---- shareable links: a page's selection in its address (?run=, ?model=, ?class=; Classify's ?inside=1) ----
 
 def linked(param: str, options: dict, what: str):
     """The option that `?param=<id>` in the page's address picks (options: id -> option), or None without one.

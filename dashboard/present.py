@@ -1,7 +1,7 @@
 """Presenter mode: the dashboard for a projector. `?present=1` in any page's address (or the sidebar's toggle)
 hides the sidebar and each page's settings, and draws text, charts and Classify's answer large. It stays on while
 the presenter moves between pages, and rides along in every address the page puts in the bar, so a link copied
-there opens presenting, with the page's own choices (?model=, ?run=, ?class=) as before."""
+there opens presenting, with the page's own choices (?model=, ?run=, ?class=, ?inside=) as before."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
