@@ -123,9 +123,10 @@ def results(loaded, items, framing: str) -> None:
 def look_inside(label: str, loaded, items, framing: str) -> None:
     """On request: the learning replay and what if for one of the pictures, and a way to it on Evaluate's map.
 
-    The toggle starts off and stays as the visitor leaves it. The answer is what a visitor comes for: without these
-    sections a room of 30 uploading at once gets it ~4 s sooner (benchmarks/room.py), as no browser draws their
-    nine controls and the server replays no photo through the snapshots (~10 times the answer's own work)."""
+    The toggle starts off (on where the link says ?inside=1) and stays as the visitor leaves it. The answer is what
+    a visitor comes for: without these sections a room of 30 uploading at once gets it ~4 s sooner
+    (benchmarks/room.py), as no browser draws their nine controls and the server replays no photo through the
+    snapshots (~10 times the answer's own work)."""
     pictures = {}
     for name, content in items:
         try:
