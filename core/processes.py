@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -25,12 +26,24 @@ def trainer_alive(pid: int, run_path: Path, seen_at: float | None = None) -> boo
             return False
         if seen_at is not None and process.create_time() > seen_at + CLOCK_SLACK_S:
             return False
-        args = process.cmdline()
+        args = _arguments(process)
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:  # another user's process: it may be theirs, so not declared dead
         return True
     return "core" in args and any(run_path.name in arg for arg in args)
+
+
+def _arguments(process: psutil.Process, tries: int = 10) -> list[str]:
+    """Its command line. A process caught in the middle of exec shows none for a few milliseconds (about one just
+    launched in 300, measured), so an empty one is read again a little later; a kernel thread's stays empty."""
+    args = process.cmdline()
+    for _ in range(tries - 1):
+        if args:
+            break
+        time.sleep(0.005)
+        args = process.cmdline()
+    return args
 
 
 def ask_to_stop(pid: int) -> None:

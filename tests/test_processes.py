@@ -30,6 +30,9 @@ class FakeProcess:
     def cmdline(self):
         if self.info.get("denied"):
             raise psutil.AccessDenied(0)
+        if self.info.get("empty_reads", 0) > 0:  # in the middle of exec: no arguments yet
+            self.info["empty_reads"] -= 1
+            return []
         return self.info["cmdline"]
 
 
@@ -46,12 +49,14 @@ def table(monkeypatch):
         14: {"cmdline": trainer, "created": 5000.0},  # started after the run's trainer was seen alive
         15: {"cmdline": ["python", "-m", "core", "train", "--run-dir", "runs/another-run"]},
         16: {"denied": True},
+        17: {"cmdline": trainer, "empty_reads": 2},  # just launched: its arguments show a moment later
+        18: {"cmdline": []},  # a kernel thread
     }
     return FakeProcess.table
 
 
 @pytest.mark.parametrize("pid, alive", [(10, True), (11, True), (12, False), (13, False), (14, False), (15, False),
-                                        (16, True), (99, False)])
+                                        (16, True), (17, True), (18, False), (99, False)])
 def test_only_a_live_trainer_of_this_run_counts(table, pid, alive):
     assert trainer_alive(pid, RUN, seen_at=2000.0) is alive
 
