@@ -22,10 +22,7 @@ def live_view(run) -> None:
     with st.expander("Log", expanded=state in ACTIVE_STATES):
         st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
     _controls(run, state)
-    if st.session_state.get("shown_state", {}).get(run.id, state) != state:
-        st.session_state.setdefault("shown_state", {})[run.id] = state
-        st.rerun()  # the run changed state: redraw the page (and stop or start refreshing)
-    st.session_state.setdefault("shown_state", {})[run.id] = state
+    _rerun_when_changed("shown_state", run.id, state)  # and stop or start refreshing
 
 
 def _progress(state: str, where, c: dict) -> None:
@@ -97,9 +94,14 @@ def shown_small(run) -> None:
     chart(st, figure, width="stretch", key=f"small-loss-{run.id}")
     if c["test_accuracy"]:
         st.caption(f"Test accuracy after epoch {c['epoch'][-1]}: {100 * c['test_accuracy'][-1]:.1f} %")
-    state = run.state(evs)
-    seen = st.session_state.setdefault("shown_small_state", {})
-    if seen.get(run.id, state) != state:  # it finished (or stopped): the page around it changes too
-        seen[run.id] = state
+    _rerun_when_changed("shown_small_state", run.id, run.state(evs))  # the page around it changes too
+
+
+def _rerun_when_changed(store: str, run_id: str, state: str) -> None:
+    """Remember (in session_state[store]) the run's state as this session last drew it; when it has changed since
+    (it finished, stopped or started), rerun the whole page, not only the fragment drawing the run."""
+    seen = st.session_state.setdefault(store, {})
+    changed = seen.get(run_id, state) != state
+    seen[run_id] = state
+    if changed:
         st.rerun()
-    seen[run.id] = state
