@@ -153,8 +153,8 @@ def against_floor(ours: Room, floor: Room) -> str:
 
 
 def served_room(env: dict, script: Path, page: str, n: int, photo: Path, timeout_s: float) -> tuple[Room, str]:
-    """A room of `n` against a fresh server of `script` (memory growth is that room's), warmed by one upload (the
-    model loaded, as in a demo); the room and its summary line."""
+    """A room of `n` against a fresh server of `script` (memory growth is that room's), warmed by one upload (on
+    Classify: the model loaded, as in a demo); the room and its summary line."""
     proc, url = serve_app(env, "--server.address", "127.0.0.1", "--server.headless", "true", script=script)
     try:
         asyncio.run(room(url, 1, photo, timeout_s, proc.pid, page=page))
