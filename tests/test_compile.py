@@ -11,7 +11,10 @@ from core.models import FastNet
 from core.train import train
 
 CPU = torch.device("cpu")
-
+# One worker runs both, one after the other: inductor's first compile in a process probes the CPU's vector
+# instructions, builds its precompiled header and starts its compile workers (~15 s on a fresh machine), which the
+# second test then reuses; on two workers at once both paid it, and competed for the cores while they did.
+pytestmark = pytest.mark.xdist_group("inductor")
 
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,

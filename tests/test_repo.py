@@ -1,6 +1,8 @@
 """The README's promises about the repository itself."""
+import os
 import re
 
+import pytest
 from conftest import ROOT
 
 
@@ -34,3 +36,17 @@ def test_core_never_imports_streamlit_or_the_dashboard():
         assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M), path
         # anywhere in the file, indented imports inside functions too: core sits below the dashboard
         assert not re.search(r"^\s*(import|from)\s+dashboard\b", text, re.M), path
+
+
+@pytest.fixture(scope="module")
+def shared_by_the_module() -> int:
+    return os.getpid()
+
+
+def test_tests_sharing_a_module_fixture_run_on_one_worker(request, shared_by_the_module):
+    """conftest.py puts such tests in one xdist group, so a served app or a trained run is set up once. xdist marks a
+    grouped test by a suffix on its node id; under pytest 9.2 the suffix no longer took (pytest-xdist#1386) and every
+    group was spread over the workers without a word, each setting the fixture up again."""
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and request.config.getvalue("loadgroup")):
+        pytest.skip("not run by xdist with --dist loadgroup")
+    assert request.node.nodeid.endswith(f"@{request.node.module.__name__}")
