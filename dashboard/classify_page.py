@@ -77,13 +77,15 @@ def on_real_photos(card: dict) -> str | None:
 
 def pictures() -> list[tuple[str, bytes | torch.Tensor]]:
     """The pictures to classify: uploads, a camera shot, or random test images."""
-    upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Test images"])
+    # a camera_input turns the camera on as soon as it is drawn, in a closed tab too: tracking the open tab (a rerun
+    # when it changes) keeps it off, and the browser from asking for it, until a visitor opens the Camera tab
+    upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Test images"], key="source", on_change="rerun")
     items: list[tuple[str, bytes | torch.Tensor]] = []
     with upload_tab:
         files = st.file_uploader("Drop images here", type=UPLOAD_TYPES, accept_multiple_files=True)
         items += [(f.name, f.getvalue()) for f in files or []]
     with camera_tab:
-        shot = st.camera_input("Take a picture")
+        shot = st.camera_input("Take a picture") if camera_tab.open else None
         if shot is not None:
             items.append(("camera", shot.getvalue()))
     with sample_tab:

@@ -32,8 +32,12 @@ def photos_given() -> list:
     """(name, [3,32,32] uint8) of each upload and camera shot; an unreadable file gets a message and is left out."""
     files = st.file_uploader(f"Photos of the new class ({MIN_PHOTOS}–50; a folder's files can be dropped at once)",
                              type=UPLOAD_TYPES, accept_multiple_files=True)
-    with st.expander("Or take them with the camera, one at a time", icon=":material/photo_camera:"):
-        shot = st.camera_input("Take a photo", key="teach-camera")
+    # drawn only while open: a camera_input turns the camera on as soon as it is drawn, collapsed or not (the shots
+    # taken are kept below, so closing it loses none)
+    camera = st.expander("Or take them with the camera, one at a time", icon=":material/photo_camera:",
+                         key="teach-camera-open", on_change="rerun")
+    with camera:
+        shot = st.camera_input("Take a photo", key="teach-camera") if camera.open else None
     shots = st.session_state.setdefault("teach-shots", [])
     if shot is not None and (not shots or shots[-1] != shot.getvalue()):
         shots.append(shot.getvalue())

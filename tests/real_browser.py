@@ -31,8 +31,10 @@ def browser():
         b.close()
 
 
-def open_page(browser, url):
+def open_page(browser, url, init_script: str | None = None):
     page = browser.new_page(viewport={"width": 1400, "height": 1700})
+    if init_script:  # runs in the page before any of the app's scripts
+        page.add_init_script(init_script)
     page.goto(url)
     page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
     return page

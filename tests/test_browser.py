@@ -93,9 +93,14 @@ def test_pages_train_live_and_screenshots(server, browser):
     assert len(runs) == 1 and (runs[0] / "checkpoint.pth").exists()
 
 
+CAMERA_CALLS = """window.cameraCalls = 0;
+if (navigator.mediaDevices) { const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (c) => { window.cameraCalls++; return ask(c); }; }"""
+
+
 def test_classify_upload_and_evaluate_pages(server, browser):
     url, _ = server
-    page = open_page(browser, f"{url}/classify_page")
+    page = open_page(browser, f"{url}/classify_page", CAMERA_CALLS)
     page.get_by_text("Classifying with").wait_for(timeout=30_000)
     # real photos no model trained on (photos/README.md, photos/validation/): a tabby cat, and a pencil, which is
     # none of the ten classes
@@ -110,6 +115,8 @@ def test_classify_upload_and_evaluate_pages(server, browser):
     assert warning.count() == 1 and "pencil.jpg: this doesn't look like" in warning.inner_text()
     assert page.get_by_text("On real photos (not CIFAR's 32×32 images) it is right on").count() == 1  # the card's
     assert page.get_by_text("Looks like one of the ten classes").count() == 1  # the cat
+    # the Camera tab was never opened, so the camera was never asked for (a visitor's browser would prompt for it)
+    assert page.evaluate("!!navigator.mediaDevices") and page.evaluate("window.cameraCalls") == 0
     page.get_by_role("tab", name="Test images").click()
     page.get_by_role("button", name="Pick random test images").click()
     page.get_by_text("test image #").first.wait_for(timeout=30_000)

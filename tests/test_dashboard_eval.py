@@ -124,6 +124,21 @@ def test_classify_bad_uploads_get_messages_and_the_page_keeps_working(env):
     assert len(probability_charts(at)) == 1  # the good one was still classified
 
 
+def test_the_camera_is_drawn_only_while_its_tab_is_open_and_its_shot_is_classified(env):
+    """A camera_input turns the visitor's camera on (and the browser asks for it) as soon as it is drawn, in a closed
+    tab too: Classify draws it only once the Camera tab is opened (tests/test_browser.py sees the browser's side)."""
+    at = open_app("dashboard/classify_page.py")
+    assert at.session_state["source"] == "Upload" and not at.camera_input
+    at.session_state["source"] = "Camera"  # what a click on the tab sets, with a rerun
+    at.run()
+    assert len(at.camera_input) == 1
+    at.camera_input[0].set_value(("shot.jpg", image_zoo.good()["photo.jpg"], "image/jpeg")).run()
+    assert not at.exception and len(probability_charts(at)) == 1
+    at.session_state["source"] = "Upload"  # leaving the tab turns the camera off
+    at.run()
+    assert not at.camera_input and not at.exception
+
+
 def test_classify_test_images_with_a_run(finished_run):
     at = open_app("dashboard/classify_page.py")
     at.selectbox[0].select(f"Run {finished_run.id}").run()
