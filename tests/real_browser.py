@@ -8,6 +8,7 @@ from conftest import ROOT, chromium_path, make_tree, real_cifar_dir, serve_app
 from benchmarks.common import CHROMIUM_ARGS
 
 CHROMIUM = chromium_path()
+FAILED = ROOT / "test-artifacts" / "failed"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,23 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a browser test fails, what its open pages showed: each page's text in the report (CI's log prints it
+    under the failure) and a screenshot in test-artifacts/failed/."""
+    report = yield
+    if report.when == "call" and report.failed and "browser" in getattr(item, "funcargs", {}):
+        for i, page in enumerate(p for context in item.funcargs["browser"].contexts for p in context.pages):
+            try:
+                text = page.inner_text("[data-testid='stMain']", timeout=2_000)
+                FAILED.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(FAILED / f"{item.name}-{i}.png"), full_page=True, timeout=5_000)
+            except Exception as exc:  # a page that crashed or hangs: say so, and keep the test's own failure
+                text = f"(could not be read: {exc})"
+            report.sections.append((f"page {i}, {page.url}", text[-3000:]))
+    return report
 
 
 def open_page(browser, url, init_script: str | None = None):
