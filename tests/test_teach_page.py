@@ -1,12 +1,11 @@
 """The Teach page (AppTest): a class taught from uploads becomes a run that Classify and Evaluate open; too few
 photos, a name the model has, unreadable files and a base of other classes each get a message, and write nothing."""
-import io
 import json
 
+import image_zoo
 import pytest
 import torch
 from conftest import CLASSES, open_app
-from PIL import Image
 from test_teach import yellow_photos
 
 from core.models import build_model
@@ -57,7 +56,7 @@ def test_teach_a_class_then_classify_and_evaluate_it(teach_env, tmp_path):
     assert not at.error and at.metric[0].value.endswith(" %")
 
 
-def test_the_camera_is_drawn_only_while_its_expander_is_open_and_its_shots_stay(teach_env, tmp_path):
+def test_the_camera_is_drawn_only_while_its_expander_is_open_and_its_shots_stay(teach_env):
     """A camera_input turns the camera on as soon as it is drawn, collapsed or not: Teach draws it only once "Or take
     them with the camera" is opened, and a shot taken there still counts after it is closed."""
     at = open_app("dashboard/teach_page.py")
@@ -65,10 +64,7 @@ def test_the_camera_is_drawn_only_while_its_expander_is_open_and_its_shots_stay(
     at.session_state["teach-camera-open"] = True  # what a click on the expander sets, with a rerun
     at.run()
     assert len(at.camera_input) == 1
-    shot = next(iter(yellow_photos(tmp_path / "yellow").iterdir()))
-    jpeg = io.BytesIO()
-    Image.open(shot).convert("RGB").save(jpeg, "JPEG")
-    at.camera_input[0].set_value(("shot.jpg", jpeg.getvalue(), "image/jpeg")).run()
+    at.camera_input[0].set_value(("shot.jpg", image_zoo.good()["photo.jpg"], "image/jpeg")).run()
     assert any(c.value.startswith("1 photo ready") for c in at.caption)
     at.session_state["teach-camera-open"] = False
     at.run()
