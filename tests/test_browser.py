@@ -32,11 +32,25 @@ def shoot_section(page, heading: str, name: str) -> None:
     shoot(page, name)
 
 
-def plot_points(page, index=0) -> int:
-    return page.evaluate(f"""() => {{
-        const plots = document.querySelectorAll('.js-plotly-plot');
-        if (plots.length <= {index} || !plots[{index}].data) return -1;
-        return plots[{index}].data[0].x.length; }}""")
+def plot(title: str) -> str:
+    """A JavaScript expression for the drawn Plotly chart whose title holds `title` (undefined until it is drawn).
+    By title, not by position: a page's charts are drawn one by one after its text, and which are drawn yet moves
+    every index (Classify's first chart is the per-class accuracy in a collapsed expander)."""
+    return (f"[...document.querySelectorAll('.js-plotly-plot')].find(p => p.data && p.layout && "
+            f"((p.layout.title || {{}}).text || '').includes({title!r}))")
+
+
+def wait_for_plot(page, title: str) -> str:
+    """Wait until the chart titled `title` is drawn; return the JavaScript expression for it. Plotly draws after
+    Streamlit has written the text beside it, under load more than settle()'s half second after: beside a training,
+    1 upload in 20 on Classify had no chart drawn yet when its headline and settle() were done."""
+    page.wait_for_function(f"!!{plot(title)}", timeout=30_000)
+    return plot(title)
+
+
+def plot_points(page, title: str) -> int:
+    """How many points the first trace of the chart titled `title` has; -1 while it is not drawn."""
+    return page.evaluate(f"() => {{ const p = {plot(title)}; return p ? p.data[0].x.length : -1; }}")
 
 
 def test_pages_train_live_and_screenshots(server, browser):
@@ -63,20 +77,20 @@ def test_pages_train_live_and_screenshots(server, browser):
     # the curve gains points while training, without reloading the page
     deadline, first = time.time() + 60, -1
     while first <= 0 and time.time() < deadline:
-        first = plot_points(page)
+        first = plot_points(page, "Training loss")
         page.wait_for_timeout(300)
     assert first > 0
     deadline, later = time.time() + 30, first
     while later <= first and time.time() < deadline:
         page.wait_for_timeout(500)
-        later = plot_points(page)
+        later = plot_points(page, "Training loss")
     assert later > first, "the loss curve did not grow while training"
     page.reload()  # a refreshed tab is a new session: it finds the same run with its whole curve
     page.get_by_role("button", name="Stop training").wait_for(timeout=60_000)
     deadline, again = time.time() + 30, -1
     while again < later and time.time() < deadline:
         page.wait_for_timeout(300)
-        again = plot_points(page)
+        again = plot_points(page, "Training loss")
     assert again >= later
     page.wait_for_timeout(4000)  # a few more seconds of curve for the picture
     shoot(page, "train-live")
@@ -109,7 +123,7 @@ def test_classify_upload_and_evaluate_pages(server, browser):
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in photos])
     page.get_by_text("Prediction:").nth(1).wait_for(timeout=60_000)  # the probability charts' titles
     settle(page)
-    assert plot_points(page, 1) == 10  # one bar per CIFAR-10 class (the first is the card's per-class accuracy)
+    assert page.evaluate(f"{wait_for_plot(page, 'Prediction: cat')}.data[0].x.length") == 10  # a bar per class
     assert page.get_by_text("Prediction: cat").count() == 1  # the shipped model knows a cat when it sees one
     warning = page.locator("[data-testid='stAlert']").filter(has_text="doesn't look like any of the ten classes")
     assert warning.count() == 1 and "pencil.jpg: this doesn't look like" in warning.inner_text()
@@ -268,11 +282,10 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     page.get_by_role("button", name="Show it on the map of similar images").click()
     page.get_by_text("looks like these").wait_for(timeout=120_000)
     settle(page)
-    plots = "[...document.querySelectorAll('.js-plotly-plot')]"
     box = page.evaluate(f"""() => {{
-        const plot = {plots}.find(p => (p.layout.title.text || '').includes('Similar images'));
-        plot.scrollIntoView();
-        const r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+        const map = {plot('Similar images')};
+        map.scrollIntoView();
+        const r = map.querySelector('.nsewdrag').getBoundingClientRect();
         return [r.x, r.y, r.width, r.height]; }}""")
     x, y, w, h = box
     page.mouse.move(x + w * 0.2, y + h * 0.2)  # a lasso around the middle of the map
@@ -284,10 +297,10 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     shoot_section(page, "Similar images", "evaluate-map")
 
     # a click on the confusion matrix's cat row, dog column shows those images
-    page.evaluate(f"""() => {plots}.find(p => (p.layout.title.text || '').includes('Confusion')).scrollIntoView()""")
+    page.evaluate(f"() => {plot('Confusion')}.scrollIntoView()")
     cell = page.evaluate(f"""() => {{
-        const plot = {plots}.find(p => (p.layout.title.text || '').includes('Confusion'));
-        const l = plot._fullLayout, r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+        const matrix = {plot('Confusion')};
+        const l = matrix._fullLayout, r = matrix.querySelector('.nsewdrag').getBoundingClientRect();
         return [r.x + l.xaxis.d2p('dog'), r.y + l.yaxis.d2p('cat')]; }}""")
     page.mouse.click(*cell)
     page.get_by_text("that are cat, predicted as dog").wait_for(timeout=30_000)
@@ -308,7 +321,7 @@ def test_presenter_mode_for_a_projector(server, browser):
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(ROOT / "photos" / "chelsea.jpg"))
     page.locator("h2").filter(has_text="cat · ").wait_for(timeout=60_000)
     settle(page)
-    assert page.evaluate("document.querySelectorAll('.js-plotly-plot')[1].layout.font.size") == 20
+    assert page.evaluate(f"{wait_for_plot(page, 'Prediction: cat')}.layout.font.size") == 20
     shoot(page, "present")
     page.get_by_role("link", name="Evaluate").click()  # the navigation is at the top
     page.get_by_role("button", name="Leave presenter mode").wait_for(timeout=30_000)
