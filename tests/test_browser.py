@@ -283,7 +283,7 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     page.get_by_text("looks like these").wait_for(timeout=120_000)
     settle(page)
     box = page.evaluate(f"""() => {{
-        const map = {plot('Similar images')};
+        const map = {wait_for_plot(page, 'Similar images')};
         map.scrollIntoView();
         const r = map.querySelector('.nsewdrag').getBoundingClientRect();
         return [r.x, r.y, r.width, r.height]; }}""")
@@ -297,7 +297,7 @@ def test_seeing_inside_a_photo_the_map_and_a_confusion_cell(server, browser):
     shoot_section(page, "Similar images", "evaluate-map")
 
     # a click on the confusion matrix's cat row, dog column shows those images
-    page.evaluate(f"() => {plot('Confusion')}.scrollIntoView()")
+    page.evaluate(f"() => {wait_for_plot(page, 'Confusion')}.scrollIntoView()")
     cell = page.evaluate(f"""() => {{
         const matrix = {plot('Confusion')};
         const l = matrix._fullLayout, r = matrix.querySelector('.nsewdrag').getBoundingClientRect();
