@@ -105,6 +105,7 @@ def test_pages_train_live_and_screenshots(server, browser):
     shoot(page, "runs")
     runs = list((tmp / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "checkpoint.pth").exists()
+    page.close()  # its session would stay open on the server through the module's later tests
 
 
 CAMERA_CALLS = """window.cameraCalls = 0;
@@ -149,6 +150,7 @@ def test_classify_upload_and_evaluate_pages(server, browser):
     page.locator("[data-testid='stImage']").nth(20).wait_for(timeout=30_000)
     settle(page)
     shoot(page, "evaluate")
+    page.close()
 
 
 def test_tutorial_walkthrough_and_a_shared_link(server, browser):
