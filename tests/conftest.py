@@ -20,6 +20,8 @@ from benchmarks.common import ROOT, chromium_path, free_port, real_cifar_dir, se
 pytest_plugins = ["real_browser"]  # the served app and Chromium fixtures, for the browser tests in any folder
 
 CLASSES = ("blue", "green", "red")
+# torch.load(weights_only=True) warns about a hostile pickle's protocol before it refuses the file: expected there
+HOSTILE_PICKLE = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 
 
 def make_tree(root: Path, train_per_class: int = 12, test_per_class: int = 4, size: int = 32, seed: int = 0,

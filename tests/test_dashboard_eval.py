@@ -5,7 +5,7 @@ import pickle
 import image_zoo
 import pytest
 import torch
-from conftest import open_app
+from conftest import HOSTILE_PICKLE, open_app
 
 from core import ood
 from core.images import FRAMING
@@ -48,6 +48,7 @@ def test_evaluate_shows_calibration_with_the_runs_temperature(finished_run):
     assert "temperature 2.50" in diagram and "perfectly calibrated" in diagram
 
 
+@HOSTILE_PICKLE
 def test_evaluate_refuses_unsafe_and_mismatched_checkpoints(env, tmp_path):
     at = open_app("dashboard/evaluate_page.py")
     at.radio[0].set_value("Upload a .pth file").run()

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import HOSTILE_PICKLE
 
 from core.checkpoints import CheckpointError, load_state_dict, model_from_state_dict
 from core.config import TrainConfig
@@ -74,6 +75,7 @@ def test_other_architecture_is_refused_with_reason():
         model_from_state_dict(state)
 
 
+@HOSTILE_PICKLE
 def test_code_carrying_pickle_is_refused_and_never_run(tmp_path):
     marker = tmp_path / "pwned"
 

@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import HOSTILE_PICKLE
 
 from core.checkpoints import CheckpointError, load_model
 from core.models import Net
@@ -16,6 +17,7 @@ def _saved(obj) -> bytes:
     return buffer.getvalue()
 
 
+@HOSTILE_PICKLE
 def test_a_pickle_that_runs_code_is_refused_and_never_executed(tmp_path):
     marker = tmp_path / "executed"
 
