@@ -35,9 +35,15 @@ def browser():
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """When a browser test fails, what its open pages showed: each page's text in the report (CI's log prints it
-    under the failure) and a screenshot in test-artifacts/failed/."""
+    under the failure) and a screenshot in test-artifacts/failed/. A test's screenshots from an earlier run go
+    first, so the folder shows only what failed last."""
     report = yield
-    if report.when == "call" and report.failed and "browser" in getattr(item, "funcargs", {}):
+    if report.when != "call" or "browser" not in getattr(item, "funcargs", {}):
+        return report
+    for stale in FAILED.glob("*.png"):
+        if stale.name.startswith(f"{item.name}-"):  # by prefix: a parametrised name's [] would be a glob class
+            stale.unlink(missing_ok=True)
+    if report.failed:
         for i, page in enumerate(p for context in item.funcargs["browser"].contexts for p in context.pages):
             try:
                 text = page.inner_text("[data-testid='stMain']", timeout=2_000)
