@@ -45,8 +45,9 @@ def load_data(ds, name: list[str]) -> None:
 
 def define_network(num_classes: int) -> None:
     st.header("2. Define a convolutional neural network")
-    code, table = st.columns([1, 1])
-    code.code(inspect.getsource(Net.__init__) + "\n" + inspect.getsource(Net.forward), language="python")
+    code, table = st.columns([3, 2])
+    # the whole class, as the tutorial shows it; wrapped, since half a page hid its long lines behind a scrollbar
+    code.code(inspect.getsource(Net), language="python", wrap_lines=True)
     layers = anatomy.layers(Net(num_classes=num_classes))
     table.dataframe(pd.DataFrame({"layer": [layer.name for layer in layers],
                                   "output": [" × ".join(map(str, layer.output_shape)) for layer in layers],

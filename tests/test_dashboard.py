@@ -245,7 +245,9 @@ def test_the_tutorial_page_walks_the_five_steps_and_trains_a_run(env):
     assert [h.value for h in at.header] == [
         "1. Load and normalise the data", "2. Define a convolutional neural network",
         "3. Define a loss function and optimiser", "4. Train the network", "5. Test the network on the test data"]
-    assert "def forward(self, x):" in at.code[0].value and "lr=0.001, momentum=0.9" in at.code[1].value
+    network, loss = at.code[0].value, at.code[1].value
+    assert network.startswith("class Net(nn.Module):") and "def forward(self, x):" in network  # the whole class
+    assert "lr=0.001, momentum=0.9" in loss
     assert list(at.dataframe[1].value["layer"]) == ["conv1", "pool", "conv2", "pool", "fc1", "fc2", "fc3"]
     normalised = at.dataframe[0].value["normalised"]
     assert all(-1 <= float(v.split(" … ")[0]) <= float(v.split(" … ")[1]) <= 1 for v in normalised)
