@@ -8,6 +8,7 @@ from core import similarity
 from core.charts import embedding_figure
 from core.evaluations import SHIPPED, folder_for
 from core.images import enlarge
+from core.interpret import most_confused
 from dashboard.common import data_dir, image_grid, literal
 from dashboard.present import chart
 
@@ -113,12 +114,15 @@ def photo_neighbours(photo, features: torch.Tensor, bank: similarity.NeighbourBa
 
 
 def cell_images(event, result, ds, classes: list[str]) -> None:
-    """The test images of one actual/predicted pair: the cell clicked on the confusion matrix, or chosen here."""
+    """The test images of one actual/predicted pair: the cell clicked on the confusion matrix, or chosen here;
+    at first the pair the model confuses most."""
     points = (event or {}).get("selection", {}).get("points", [])
     cell = next((p.get("customdata") for p in points if isinstance(p.get("customdata"), list)), None)
     if cell is not None and len(cell) == 2:
         st.session_state["cell-actual"], st.session_state["cell-predicted"] = classes[cell[0]], classes[cell[1]]
-    for name, default in (("cell-actual", classes[0]), ("cell-predicted", classes[min(1, len(classes) - 1)])):
+    worst = most_confused(result.confusion, classes, k=1)
+    first = (worst[0]["actual"], worst[0]["predicted"]) if worst else (classes[0], classes[min(1, len(classes) - 1)])
+    for name, default in zip(("cell-actual", "cell-predicted"), first):
         if st.session_state.get(name) not in classes:  # first visit, or a model of other classes
             st.session_state[name] = default
     left, right = st.columns(2)

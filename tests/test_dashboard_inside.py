@@ -2,6 +2,7 @@
 
 import image_zoo
 import streamlit as st
+import torch
 from conftest import open_app
 
 from core import snapshots
@@ -159,3 +160,17 @@ def test_the_map_draws_both_ways_remembers_them_and_takes_a_photo_from_classify(
 def test_selected_points_are_read_from_the_chart_event():
     event = {"selection": {"points": [{"customdata": 3}, {"customdata": [5]}, {"x": 1.0}, {"customdata": "a"}]}}
     assert selected(event) == [3, 5] and selected(None) == [] and selected({}) == []
+
+
+def test_the_confusion_images_open_on_the_pair_the_model_confuses_most(finished_run):
+    # the run's last layer made to answer the third class for everything: its mistakes are (0, 2) and (1, 2), never
+    # the first two classes that the picker opened on before
+    state = torch.load(finished_run.model_file, weights_only=True)
+    state["fc3.weight"].zero_()
+    state["fc3.bias"].copy_(torch.tensor([0.0, 0.0, 10.0]))
+    torch.save(state, finished_run.model_file)
+    at = open_app("dashboard/evaluate_page.py", {"run": finished_run.id})
+    assert not at.exception
+    pick = {s.label: s.value for s in at.selectbox if s.label in ("Images that are", "predicted as")}
+    assert pick == {"Images that are": "blue", "predicted as": "red"}  # ties go to the first actual class
+    assert any(c.value.startswith("4 test images that are **blue**, predicted as **red**") for c in at.caption)
