@@ -20,7 +20,8 @@ def live_view(run) -> None:
     _curves(run, c)
     _outcome(run, state, last_status(evs))
     with st.expander("Log", expanded=state in ACTIVE_STATES):
-        st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None)
+        # wrapped: the first line names the data and run folders, whose paths ran behind a scrollbar
+        st.code("\n".join(log_tail(run)) or "(nothing yet)", language=None, wrap_lines=True)
     _controls(run, state)
     _rerun_when_changed("shown_state", run.id, state)  # and stop or start refreshing
 

@@ -140,6 +140,8 @@ def test_start_a_run_and_see_it_finish(env):
     at.run()
     assert "Finished:" in texts(at) and "test accuracy" in texts(at)
     assert len(at.get("plotly_chart")) == 2
+    log = at.code[0]  # its first line names the data and run folders: wrapped, not behind a scrollbar
+    assert log.value.startswith("Training on CPU with") and log.proto.wrap_lines
     next(b for b in at.button if b.label == "Evaluate this run").click().run()
     assert not at.exception
     assert at.selectbox[0].value == f"Run {runs[0].id}" and at.metric[0].value.endswith(" %")
