@@ -115,8 +115,11 @@ def per_class_figure(classes: list[str], accuracy: list[float], sort: bool = Fal
     pairs = sorted(zip(classes, accuracy), key=lambda p: p[1]) if sort else list(zip(classes, accuracy))
     fig = go.Figure(go.Bar(x=[c for c, _ in pairs], y=[100 * a for _, a in pairs], marker_color=PALETTE[0],
                            text=[f"{100 * a:.1f}" for _, a in pairs], textposition="outside"))
-    fig.add_hline(y=100 / len(classes), line_dash="dot", line_color="gray", annotation_text="chance")
+    # labelled outside the plot, on the right: inside it the bars span the whole width and the label sat on one
+    fig.add_hline(y=100 / len(classes), line_dash="dot", line_color="gray", annotation_text="chance",
+                  annotation_position="right")
     fig = _layout(fig, "Accuracy per class", "class", "accuracy (%)")
+    fig.update_layout(margin_r=75)  # room for the label at a projector's font size too (dashboard/present.py)
     fig.update_yaxes(range=[0, 105])
     return fig
 

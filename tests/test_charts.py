@@ -10,6 +10,7 @@ from core.charts import (
     accuracy_vs_time_figure,
     class_counts_figure,
     loss_figure,
+    per_class_figure,
     probability_figure,
     smooth,
     thin,
@@ -43,6 +44,14 @@ def test_accuracy_figure_in_percent_with_chance_line():
     fig = accuracy_figure([Series("run", [1, 2], [0.48, 0.53])], chance=0.1)
     assert list(fig.data[0].y) == pytest.approx([48.0, 53.0]) and list(fig.data[0].x) == [1, 2]
     assert fig.layout.shapes[0].y0 == pytest.approx(10.0)
+
+
+def test_per_class_figure_labels_its_chance_line_beside_the_plot_not_on_a_bar():
+    fig = per_class_figure(["cat", "dog", "ship", "frog"], [0.9, 0.8, 0.95, 0.7], sort=True)
+    assert list(fig.data[0].x) == ["frog", "dog", "cat", "ship"] and fig.layout.shapes[0].y0 == pytest.approx(25.0)
+    label = fig.layout.annotations[0]
+    assert label.text == "chance" and label.x == 1 and label.xanchor == "left"  # right of the plot area
+    assert fig.layout.margin.r >= 70  # with room for it, at a projector's font size too
 
 
 def test_class_counts_figure_groups_splits():
