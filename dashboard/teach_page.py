@@ -3,7 +3,7 @@ import streamlit as st
 from core.checkpoints import CheckpointError
 from core.images import FRAMING, ImageError, load_for_model
 from core.runs import new_run_id
-from core.teach import MIN_PHOTOS, TeachConfig, TeachError, check_request, reference, teach, write_run
+from core.teach import MAX_PHOTOS, MIN_PHOTOS, TeachConfig, TeachError, check_request, reference, teach, write_run
 from dashboard.common import UPLOAD_TYPES, dataset, literal, loaded_model, model_choices, run_label, runs_root
 from dashboard.pages import icon, page
 from dashboard.present import settings
@@ -30,8 +30,8 @@ def choose_base():
 
 def photos_given() -> list:
     """(name, [3,32,32] uint8) of each upload and camera shot; an unreadable file gets a message and is left out."""
-    files = st.file_uploader(f"Photos of the new class ({MIN_PHOTOS}–50; a folder's files can be dropped at once)",
-                             type=UPLOAD_TYPES, accept_multiple_files=True)
+    files = st.file_uploader(f"Photos of the new class ({MIN_PHOTOS}–{MAX_PHOTOS}; a folder's files can be dropped at "
+                             "once)", type=UPLOAD_TYPES, accept_multiple_files=True)
     # drawn only while open: a camera_input turns the camera on as soon as it is drawn, collapsed or not (the shots
     # taken are kept below, so closing it loses none)
     camera = st.expander("Or take them with the camera, one at a time", icon=":material/photo_camera:",
