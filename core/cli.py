@@ -74,7 +74,7 @@ def _model_commands(sub) -> None:
 
     p = sub.add_parser("predict", help="top classes for image files")
     p.add_argument("model", help="a model.pth (or a run directory)")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files, or folders: every image directly in them")
     p.add_argument("--top", type=int, default=3)
     p.add_argument("--framing", choices=FRAMINGS, default=FRAMING,
                    help="what of a non-square picture the network sees: its centre square (crop) or all of it, "
@@ -288,10 +288,13 @@ def cmd_predict(args) -> int:
     if args.replay and kept is None:
         raise snapshots.SnapshotError(f"{args.model} has no weight snapshots to replay (it was trained before runs "
                                       "kept them, or with --snapshots 0); train a run to replay it")
-    failed = 0
-    for name in args.images:
+    paths, problems = photo_paths(args.images)
+    for problem in problems:
+        print(problem.replace(": ", ": error: ", 1), file=sys.stderr)
+    failed = len(problems)
+    for name in paths:
         try:
-            images = load_for_model(Path(name), args.framing).unsqueeze(0)
+            images = load_for_model(name, args.framing).unsqueeze(0)
         except ImageError as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
             failed += 1
@@ -343,8 +346,9 @@ def cmd_export(args) -> int:
     return 0
 
 
-def teach_photos(names: list[str], framing: str) -> list[tuple]:
-    """(name, [3,32,32] uint8) of each photo named or in each folder named; a ValueError naming every bad one."""
+def photo_paths(names: list[str]) -> tuple[list[Path], list[str]]:
+    """The files named and the images in each folder named (by name); a problem line for each name that is neither
+    a file nor a folder with images in it."""
     paths, problems = [], []
     for name in names:
         path = Path(name)
@@ -357,6 +361,12 @@ def teach_photos(names: list[str], framing: str) -> list[tuple]:
             paths.append(path)
         else:
             problems.append(f"{name}: no such file or folder")
+    return paths, problems
+
+
+def teach_photos(names: list[str], framing: str) -> list[tuple]:
+    """(name, [3,32,32] uint8) of each photo named or in each folder named; a ValueError naming every bad one."""
+    paths, problems = photo_paths(names)
     photos = []
     for path in paths:
         try:

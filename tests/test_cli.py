@@ -91,6 +91,20 @@ def test_predict_prints_top_3_per_image(trained, tiny_tree, tmp_path):
     assert lines[0].count("%") == 3 and all(name in lines[0] for name in ("blue", "green", "red"))
 
 
+def test_predict_takes_folders_of_photos_and_names_the_ones_it_cannot_use(trained, tmp_path):
+    run_dir, _ = trained
+    folder, empty = tmp_path / "holiday", tmp_path / "empty"
+    folder.mkdir(), empty.mkdir()
+    for name, colour in (("b.png", (200, 10, 10)), ("a.jpg", (10, 10, 200))):
+        Image.new("RGB", (40, 30), colour).save(folder / name)
+    (folder / "notes.txt").write_text("not a photo")  # not an image's name: passed over, as teach does
+    out = cli("predict", run_dir / "model.pth", folder, empty, tmp_path / "absent.jpg")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert [line.split(": ")[0] for line in out.stdout.splitlines()] == [str(folder / "a.jpg"), str(folder / "b.png")]
+    assert out.stderr.splitlines() == [f"{empty}: error: a folder with no images in it",
+                                       f"{tmp_path / 'absent.jpg'}: error: no such file or folder"]
+
+
 def test_predict_with_a_bare_tutorial_checkpoint_uses_cifar_names(tmp_path):
     torch.save(Net().state_dict(), tmp_path / "cifar_net.pth")
     Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
