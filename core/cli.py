@@ -65,17 +65,17 @@ def _model_commands(sub) -> None:
     """The commands that use a trained model: evaluate, predict, report, export, teach."""
     e = sub.add_parser("evaluate", help="overall and per-class test accuracy of a run or model.pth")
     e.add_argument("target", help="a run directory or a .pth file")
-    e.add_argument("--data-dir")
-    e.add_argument("--no-download", action="store_true")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--data-dir", help="the test set's data directory (default: $CIFAR_DATA, else ./data)")
+    e.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
+    e.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--fresh", action="store_true",
                    help="evaluate afresh: neither read nor remember the test-set logits (core/evaluations.py)")
 
-    p = sub.add_parser("predict", help="top classes for image files")
+    p = sub.add_parser("predict", help="top classes for image files (or folders of them)")
     p.add_argument("model", help="a model.pth (or a run directory)")
     p.add_argument("images", nargs="+", help="image files, or folders: every image directly in them")
-    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--top", type=int, default=3, help="how many classes to show a picture (default: 3)")
     p.add_argument("--framing", choices=FRAMINGS, default=FRAMING,
                    help="what of a non-square picture the network sees: its centre square (crop) or all of it, "
                         f"padded to a square (whole); default: {FRAMING}")
