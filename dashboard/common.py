@@ -346,7 +346,9 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
     if shown.evidence is not None:
         cols[2].image(shown.evidence, caption="where the evidence is (Grad-CAM)", width="stretch")
     if present.on():  # the answer itself, readable from the back of the room
-        cols[-1].markdown(f"## {literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %")
+        guess = f"{literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %"
+        cols[-1].markdown(f"## none of the {ood.in_words(len(loaded.classes))} (closest guess: {guess})"
+                          if result.answer == ood.UNFAMILIAR else f"## {guess}")
     chart(cols[-1], shown.figure, width="stretch", key=key)
     if result.answer in (None, ood.FAMILIAR):
         cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))

@@ -210,7 +210,8 @@ def test_classify_says_whether_a_photo_is_one_of_the_classes_none_or_not_sure(en
         assert any(c.value.startswith("Looks like one of the ten classes") for c in at.caption)
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # a photo's top classes, and under them the score on its gauge, whatever the verdict
-    assert "Prediction: " in charts[0].proto.spec and '"indicator"' in charts[0].proto.spec
+    title = "Closest guess: " if said == ood.UNFAMILIAR else "Prediction: "  # none of the ten: a guess, said so
+    assert title in charts[0].proto.spec and '"indicator"' in charts[0].proto.spec
     assert list(at.dataframe[0].value["verdict"]) == [said, said]
     assert list(at.dataframe[0].value["none of the classes"]) == [said == ood.UNFAMILIAR] * 2
     at.radio[0].set_value("crop").run()  # the other framing classifies the same uploads again

@@ -23,10 +23,13 @@ def test_a_presenting_link_hides_the_sidebar_and_folds_the_settings(env):
     assert any("html { font-size: 22px; }" in h.proto.body for h in at.get("html"))
 
     photo = (ROOT / "photos" / "chelsea.jpg").read_bytes()
-    at.file_uploader[0].set_value(("chelsea.jpg", photo, "image/jpeg")).run()
+    pencil = (ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg").read_bytes()
+    at.file_uploader[0].set_value([("chelsea.jpg", photo, "image/jpeg"), ("pencil.jpg", pencil, "image/jpeg")]).run()
     assert not at.exception
     headline = [m.value for m in at.markdown if m.value.startswith("## ")]
-    assert len(headline) == 1 and headline[0].startswith("## cat · ") and headline[0].endswith(" %")
+    assert len(headline) == 2 and headline[0].startswith("## cat · ") and headline[0].endswith(" %")
+    # a picture of none of the ten is not announced as one of them from the back of the room
+    assert headline[1].startswith("## none of the ten (closest guess: ") and headline[1].endswith(" %)")
     figure = json.loads(next(c for c in at.get("plotly_chart") if c.proto.id and "p-0" in c.key).proto.spec)
     assert figure["layout"]["font"]["size"] == FONT
 
