@@ -160,20 +160,19 @@ class Familiarity:
 GAUGE_HEIGHT = 136  # pixels the gauge, its title and the bars' axis below them take
 
 
-def probability_figure(classes: list[str], probabilities: list[float],
-                       familiarity: Familiarity | None = None) -> go.Figure:
+def probability_figure(classes: list[str], probabilities: list[float], familiarity: Familiarity | None = None,
+                       guess: bool = False) -> go.Figure:
     """Horizontal bars of class probabilities (%), most likely on top and highlighted; with `familiarity`, its score
     on a small gauge under the bars, in the same figure: one chart for a visitor's browser to draw, not two
-    (a second chart cost each browser in a room ~0.15-0.2 CPU-s, BENCHMARKS.md). A picture whose score says it is
-    none of the classes gets its top class as the "closest guess", not as the prediction."""
+    (a second chart cost each browser in a room ~0.15-0.2 CPU-s, BENCHMARKS.md). With `guess` (the picture was
+    called none of the classes) the top class is titled the closest guess, not the prediction."""
     order = sorted(range(len(classes)), key=lambda i: probabilities[i])
     top = order[-1]
-    flagged = familiarity is not None and familiarity.score < familiarity.flag_below
     fig = go.Figure(go.Bar(x=[100 * probabilities[i] for i in order], y=[classes[i] for i in order],
                            orientation="h", text=[f"{100 * probabilities[i]:.1f} %" for i in order],
                            textposition="outside",
                            marker_color=[PALETTE[0] if i == top else "#c7c7c7" for i in order]))
-    fig = _layout(fig, f"{'Closest guess' if flagged else 'Prediction'}: {classes[top]}", "probability (%)", "")
+    fig = _layout(fig, f"{'Closest guess' if guess else 'Prediction'}: {classes[top]}", "probability (%)", "")
     fig.update_xaxes(range=[0, 115])
     height = 60 + 28 * len(classes)
     if familiarity is not None:  # under the bars' axis: the gauge's title, the gauge (30 pixels), its axis

@@ -307,7 +307,8 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
                                ood.in_words(len(loaded.classes)))
                    if loaded.ood_threshold is not None and with_map else None)
     return Classification(original, enlarge(tensor, 4), None if heat is None else enlarge(overlay(tensor, heat), 4),
-                          prediction, probability_figure(loaded.classes, prediction.probabilities, familiarity))
+                          prediction, probability_figure(loaded.classes, prediction.probabilities, familiarity,
+                                                         guess=prediction.answer == ood.UNFAMILIAR))
 
 
 # ~1 MB an entry (the 512-pixel picture as pixels, the maps, the figure): 64 bound it to tens of MB

@@ -92,6 +92,10 @@ def test_overview_classifies_a_dropped_photo_with_the_best_model(env):
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 2  # the photo and what the network sees
     assert "Prediction: " in at.get("plotly_chart")[0].proto.spec  # the probability bars' title
+    pencil = ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg"
+    at.file_uploader[0].set_value([("pencil.jpg", pencil.read_bytes(), "image/jpeg")]).run()
+    assert not at.exception and "any of the ten classes" in at.warning[0].value
+    assert "Closest guess: " in at.get("plotly_chart")[0].proto.spec  # none of the ten: its top class, as a guess
 
 
 def test_overview_shows_the_run_training_now_and_the_recent_runs(env):
