@@ -289,8 +289,8 @@ def cmd_predict(args) -> int:
         raise snapshots.SnapshotError(f"{args.model} has no weight snapshots to replay (it was trained before runs "
                                       "kept them, or with --snapshots 0); train a run to replay it")
     paths, problems = photo_paths(args.images)
-    for problem in problems:
-        print(problem.replace(": ", ": error: ", 1), file=sys.stderr)
+    for name, wrong in problems:
+        print(f"{name}: error: {wrong}", file=sys.stderr)
     failed = len(problems)
     for name in paths:
         try:
@@ -346,9 +346,9 @@ def cmd_export(args) -> int:
     return 0
 
 
-def photo_paths(names: list[str]) -> tuple[list[Path], list[str]]:
-    """The files named and the images in each folder named (by name); a problem line for each name that is neither
-    a file nor a folder with images in it."""
+def photo_paths(names: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files named and the images in each folder named (by name); (name, what is wrong) for each name that is
+    neither a file nor a folder with images in it."""
     paths, problems = [], []
     for name in names:
         path = Path(name)
@@ -356,11 +356,11 @@ def photo_paths(names: list[str]) -> tuple[list[Path], list[str]]:
             found = image_files(path)
             paths += found
             if not found:
-                problems.append(f"{name}: a folder with no images in it")
+                problems.append((name, "a folder with no images in it"))
         elif path.is_file():
             paths.append(path)
         else:
-            problems.append(f"{name}: no such file or folder")
+            problems.append((name, "no such file or folder"))
     return paths, problems
 
 
@@ -372,9 +372,10 @@ def teach_photos(names: list[str], framing: str) -> list[tuple]:
         try:
             photos.append((path.name, load_for_model(path, framing)))
         except ImageError as exc:
-            problems.append(f"{path}: {exc}")
+            problems.append((path, str(exc)))
     if problems:
-        raise ValueError("nothing was taught; fix these and try again:\n  " + "\n  ".join(problems))
+        raise ValueError("nothing was taught; fix these and try again:\n  " +
+                         "\n  ".join(f"{name}: {wrong}" for name, wrong in problems))
     return photos
 
 
