@@ -242,9 +242,9 @@ def _train_and_report(args, run, config, data_config, dataset, device, world, st
                 printer.line(f"Calibration: temperature {c['temperature']:.2f} (fitted on the {config.val_images} "
                              f"validation images); test set's expected calibration error "
                              f"{100 * c['test_ece']:.1f} % -> {100 * c['test_ece_calibrated']:.1f} %")
-                printer.line(f"None of the ten: a {c['ood_score']} score below {c['ood_threshold']:.3f} (which "
-                             f"{100 * ood.KEEP:.0f} % of the validation images pass) flags an image as unlike "
-                             "every class")
+                printer.line(f"None of the {ood.in_words(len(dataset.classes))}: an image whose {c['ood_score']} "
+                             f"score is below {c['ood_threshold']:.3f} (which {100 * ood.KEEP:.0f} % of the "
+                             "validation images pass) is flagged as unlike every class")
             printer(events.status("done", test_accuracy=metrics.accuracy, train_seconds=result.train_seconds))
         return 0
     except BaseException as exc:

@@ -97,6 +97,8 @@ def test_cli_prints_validation_beside_test_accuracy(tiny_tree, tmp_path):
     epoch_line = next(line for line in out.stdout.splitlines() if line.startswith("Epoch 1:"))
     assert "test accuracy" in epoch_line and ", validation " in epoch_line
     assert any(line.startswith("Calibration: temperature ") for line in out.stdout.splitlines())
+    flag_line = next(line for line in out.stdout.splitlines() if line.startswith("None of the "))
+    assert flag_line.startswith("None of the 3: an image whose energy score is below ")  # the tree's 3 classes
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["temperature"] > 0 and "test_ece_calibrated" in metrics
     bad = cli("train", "--data-dir", tiny_tree, "--run-dir", tmp_path / "too-many", "--val-images", "36",
