@@ -123,13 +123,13 @@ def credits(readme: str) -> dict[str, dict[str, str]]:
         fields, files, in_files = {}, [], False
         for line in block.splitlines():
             key, colon, value = line.partition(":")
-            if colon and key.strip() in ("Copyright", "Source", "License", "Comments", "Files"):
+            if colon and key.strip() in ("Copyright", "Source", "License", "Comment", "Comments", "Files"):
                 in_files = key.strip() == "Files"
                 if in_files:
                     files += value.split()
                 else:
                     fields[key.strip()] = value.strip()
-            elif in_files:
+            elif in_files or line.strip().endswith(".webp"):  # some blocks list their files without "Files:"
                 files += line.split()
         out.update({f: fields for f in files})
     return out
@@ -187,7 +187,8 @@ def build(photos: Path, work: Path) -> dict[str, list[tuple[str, str, str, str]]
             dest, side = destination(photos, kind, label, f"gcompris-{folder.split('/')[0]}-{stem}.jpg")
             save(Image.open(io.BytesIO(files[f"{prefix}/{name}"])), dest, side)
             c = terms.get(name, {})
-            source = f"{GCOMPRIS[0]} {GCOMPRIS[1]}, {resource}:{folder}/{name}; {c.get('Source', 'no source given')}"
+            origin = c.get("Source") or c.get("Comment") or "no source given"
+            source = f"{GCOMPRIS[0]} {GCOMPRIS[1]}, {resource}:{folder}/{name}; {origin}"
             rows[kind].append((dest.relative_to(photos / kind).as_posix(), label, source,
                                f"{c.get('License', 'see the package')}, {c.get('Copyright', 'GCompris')}"))
     tuxpaint = download(*TUXPAINT[:2], work) / TUXPAINT[2]
