@@ -372,7 +372,7 @@ def teach_photos(names: list[str], framing: str) -> list[tuple]:
         try:
             photos.append((path.name, load_for_model(path, framing)))
         except ImageError as exc:
-            problems.append((path, str(exc)))
+            problems.append((str(path), str(exc)))
     if problems:
         raise ValueError("nothing was taught; fix these and try again:\n  " +
                          "\n  ".join(f"{name}: {wrong}" for name, wrong in problems))
