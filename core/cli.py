@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_flags(p) -> None:
+    """Where the CIFAR-10 data is, for the commands that read it as training does (train, evaluate)."""
+    p.add_argument("--data-dir", help="data directory (default: $CIFAR_DATA, else ./data)")
+    p.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
+
+
 def _train_command(sub) -> None:
     t = sub.add_parser("train", help="train a model into a run directory")
     t.add_argument("--preset", choices=sorted(PRESETS), default="tutorial",
@@ -53,8 +59,7 @@ def _train_command(sub) -> None:
             t.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=flag_help(f))
         else:
             t.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], help=flag_help(f))
-    t.add_argument("--data-dir", help="data directory (default: $CIFAR_DATA, else ./data)")
-    t.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
+    _data_flags(t)
     where = t.add_mutually_exclusive_group()
     where.add_argument("--run-dir", help="new run directory (default: runs/<timestamp>)")
     where.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it left off")
@@ -65,9 +70,9 @@ def _model_commands(sub) -> None:
     """The commands that use a trained model: evaluate, predict, report, export, teach."""
     e = sub.add_parser("evaluate", help="overall and per-class test accuracy of a run or model.pth")
     e.add_argument("target", help="a run directory or a .pth file")
-    e.add_argument("--data-dir", help="the test set's data directory (default: $CIFAR_DATA, else ./data)")
-    e.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
-    e.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    _data_flags(e)
+    device = next(f for f in fields(TrainConfig) if f.name == "device")  # the Train form's and train's own words
+    e.add_argument("--device", default=device.default, help=device.metadata["help"])
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--fresh", action="store_true",
                    help="evaluate afresh: neither read nor remember the test-set logits (core/evaluations.py)")
