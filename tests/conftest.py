@@ -20,6 +20,8 @@ from benchmarks.common import ROOT, chromium_path, free_port, real_cifar_dir, se
 pytest_plugins = ["real_browser"]  # the served app and Chromium fixtures, for the browser tests in any folder
 
 CLASSES = ("blue", "green", "red")
+# a real photo of none of the ten classes (photos/validation/), which the shipped model flags as such
+PENCIL = ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg"
 # torch.load(weights_only=True) warns about a hostile pickle's protocol before it refuses the file: expected there
 HOSTILE_PICKLE = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, real_cifar_dir
+from conftest import PENCIL, ROOT, real_cifar_dir
 from real_browser import CHROMIUM, open_page, settle
 
 from benchmarks.common import train_command
@@ -119,8 +119,7 @@ def test_classify_upload_and_evaluate_pages(server, browser):
     page.get_by_text("Classifying with").wait_for(timeout=30_000)
     # real photos no model trained on (photos/README.md, photos/validation/): a tabby cat, and a pencil, which is
     # none of the ten classes
-    pencil = ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg"
-    photos = [ROOT / "photos" / "chelsea.jpg", pencil]
+    photos = [ROOT / "photos" / "chelsea.jpg", PENCIL]
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in photos])
     page.get_by_text("Closest guess:").wait_for(timeout=60_000)  # the pencil's chart, after the cat's
     settle(page)

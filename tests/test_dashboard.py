@@ -4,7 +4,7 @@ import os
 import re
 
 import pytest
-from conftest import ROOT, open_app
+from conftest import PENCIL, ROOT, open_app
 
 from core.config import PRESETS, TrainConfig
 from core.launcher import start_training, stop_training, wait_for
@@ -92,8 +92,7 @@ def test_overview_classifies_a_dropped_photo_with_the_best_model(env):
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 2  # the photo and what the network sees
     assert "Prediction: " in at.get("plotly_chart")[0].proto.spec  # the probability bars' title
-    pencil = ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg"
-    at.file_uploader[0].set_value([("pencil.jpg", pencil.read_bytes(), "image/jpeg")]).run()
+    at.file_uploader[0].set_value([("pencil.jpg", PENCIL.read_bytes(), "image/jpeg")]).run()
     assert not at.exception and "any of the ten classes" in at.warning[0].value
     assert "Closest guess: " in at.get("plotly_chart")[0].proto.spec  # none of the ten: its top class, as a guess
 

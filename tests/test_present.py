@@ -3,7 +3,7 @@ draws text, charts and Classify's answer large, follows the presenter between pa
 import json
 
 import plotly.graph_objects as go
-from conftest import ROOT, open_app
+from conftest import PENCIL, ROOT, open_app
 
 from dashboard.present import FONT, TITLE, large
 
@@ -23,8 +23,8 @@ def test_a_presenting_link_hides_the_sidebar_and_folds_the_settings(env):
     assert any("html { font-size: 22px; }" in h.proto.body for h in at.get("html"))
 
     photo = (ROOT / "photos" / "chelsea.jpg").read_bytes()
-    pencil = (ROOT / "photos" / "validation" / "none" / "gcompris-categorization-pencil.jpg").read_bytes()
-    at.file_uploader[0].set_value([("chelsea.jpg", photo, "image/jpeg"), ("pencil.jpg", pencil, "image/jpeg")]).run()
+    at.file_uploader[0].set_value([("chelsea.jpg", photo, "image/jpeg"), ("pencil.jpg", PENCIL.read_bytes(),
+                                                                           "image/jpeg")]).run()
     assert not at.exception
     headline = [m.value for m in at.markdown if m.value.startswith("## ")]
     assert len(headline) == 2 and headline[0].startswith("## cat · ") and headline[0].endswith(" %")
