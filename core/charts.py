@@ -170,10 +170,13 @@ def probability_figure(classes: list[str], probabilities: list[float], familiari
     top = order[-1]
     fig = go.Figure(go.Bar(x=[100 * probabilities[i] for i in order], y=[classes[i] for i in order],
                            orientation="h", text=[f"{100 * probabilities[i]:.1f} %" for i in order],
-                           textposition="outside",
+                           textposition="outside", cliponaxis=False,
                            marker_color=[PALETTE[0] if i == top else "#c7c7c7" for i in order]))
     fig = _layout(fig, f"{'Closest guess' if guess else 'Prediction'}: {classes[top]}", "probability (%)", "")
+    # the axis leaves room for the top bar's "98.4 %"; where the chart is narrow (the Overview's, a phone's) the
+    # label runs on into the right margin instead of being cut
     fig.update_xaxes(range=[0, 115])
+    fig.update_layout(margin_r=40)
     height = 60 + 28 * len(classes)
     if familiarity is not None:  # under the bars' axis: the gauge's title, the gauge (30 pixels), its axis
         height += GAUGE_HEIGHT

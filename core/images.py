@@ -124,6 +124,22 @@ def mosaic(images: torch.Tensor, per_row: int = 8, scale: int = 4, gap: int = 2)
     return Image.fromarray(canvas.permute(1, 2, 0).numpy())
 
 
+def side_by_side(photo: Image.Image, views: list[torch.Tensor | np.ndarray], height: int = 8 * SIZE,
+                 gap: int = 16) -> Image.Image:
+    """A photo and 32×32 views of it (what the network sees, its Grad-CAM) in one row at one height, on a
+    transparent ground: one picture, so a phone's narrow column scales the row as a whole instead of stacking
+    three pictures each the screen's width. The photo is fitted into at most twice `height` across (a panorama
+    stays beside the views); each view is enlarged with crisp pixels."""
+    fitted = ImageOps.contain(to_rgb(photo), (2 * height, height), Image.Resampling.BICUBIC)
+    pictures = [fitted] + [enlarge(view, height // SIZE) for view in views]
+    row = Image.new("RGBA", (sum(p.width for p in pictures) + gap * (len(pictures) - 1), height), (0, 0, 0, 0))
+    left = 0
+    for picture in pictures:
+        row.paste(picture, (left, (height - picture.height) // 2))
+        left += picture.width + gap
+    return row
+
+
 def enlarge(image: torch.Tensor | np.ndarray, scale: int = 4, border: str | None = None) -> Image.Image:
     """[3,H,W] uint8 tensor (or HxWx3 array) -> PIL image `scale` times larger with nearest-neighbour
     pixels (crisp, not blurred), optionally framed in `border` colour (e.g. right/wrong)."""

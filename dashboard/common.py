@@ -16,7 +16,7 @@ from core.charts import Familiarity, probability_figure
 from core.data import DataConfig, DataError, Dataset, load_dataset, resolve_data_dir
 from core.devices import choose_device, device_name
 from core.events import ACTIVE_STATES
-from core.images import ImageError, enlarge, open_image, to_rgb, to_uint8_tensor
+from core.images import ImageError, enlarge, open_image, side_by_side, to_rgb, to_uint8_tensor
 from core.interpret import Prediction, overlay, saliency, top_k
 from core.launcher import PROJECT_ROOT
 from core.runs import EventReader, Run, list_runs, resolve_run
@@ -228,9 +228,10 @@ def load_shared() -> None:
 
 
 def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
-    """Pictures in rows of `per_row` columns, each with its caption (Data and Evaluate pages)."""
+    """Pictures in rows of `per_row` columns, each with its caption (Data and Evaluate pages). A row stays a row on
+    a phone (thumbnails, not each picture the screen's width)."""
     for start in range(0, len(images), per_row):
-        for column, image, caption in zip(st.columns(per_row), images[start:start + per_row],
+        for column, image, caption in zip(st.columns(per_row, wrap=False), images[start:start + per_row],
                                           captions[start:start + per_row]):
             column.image(image, caption=caption, width="stretch")
 
@@ -279,9 +280,7 @@ def report_button(place, run: Run) -> None:
 @dataclass(frozen=True)
 class Classification:
     """What Classify shows of one picture, computed once: the pictures, the prediction, its chart."""
-    original: Image.Image  # the picture itself, at most 512 pixels a side
-    seen: Image.Image  # what the network sees, enlarged
-    evidence: Image.Image | None  # the Grad-CAM overlay, enlarged; None when not asked for
+    pictures: Image.Image  # the picture, what the network sees and (when asked for) its Grad-CAM, in one row
     prediction: Prediction
     figure: go.Figure  # the probabilities, and the "none of the ten" score on its gauge where the model has a threshold
 
@@ -289,8 +288,8 @@ class Classification:
 def picture_of(content, framing: str) -> tuple[Image.Image, torch.Tensor]:
     """(the picture to show, at most 512 pixels a side; what the network sees, [3,32,32] uint8) of an upload's bytes
     or a test image; ImageError when the bytes are no image."""
-    if isinstance(content, torch.Tensor):
-        return enlarge(content, 6), content
+    if isinstance(content, torch.Tensor):  # at side_by_side's height: crisp pixels, not resampled again
+        return enlarge(content, 8), content
     picture = open_image(content)
     original = to_rgb(picture)
     original.thumbnail((512, 512))
@@ -306,9 +305,10 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
     familiarity = (Familiarity(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
                                ood.in_words(len(loaded.classes)))
                    if loaded.ood_threshold is not None and with_map else None)
-    return Classification(original, enlarge(tensor, 4), None if heat is None else enlarge(overlay(tensor, heat), 4),
-                          prediction, probability_figure(loaded.classes, prediction.probabilities, familiarity,
-                                                         guess=prediction.answer == ood.UNFAMILIAR))
+    views = [tensor] if heat is None else [tensor, overlay(tensor, heat)]
+    figure = probability_figure(loaded.classes, prediction.probabilities, familiarity,
+                                guess=prediction.answer == ood.UNFAMILIAR)
+    return Classification(side_by_side(original, views), prediction, figure)
 
 
 # ~1 MB an entry (the 512-pixel picture as pixels, the maps, the figure): 64 bound it to tens of MB
@@ -341,18 +341,18 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
                    icon=":material/help:")
     elif result.answer == ood.UNSURE:
         st.info(f"**{literal(name)}**: {literal(verdict)}. Treat its guess with care.", icon=":material/help:")
-    cols = st.columns([2, 1, 3] if compact else [2, 1, 1, 3])
-    cols[0].image(shown.original, caption=name, width="stretch")
-    cols[1].image(shown.seen, caption="what the network sees (32×32)", width="stretch")
-    if shown.evidence is not None:
-        cols[2].image(shown.evidence, caption="where the evidence is (Grad-CAM)", width="stretch")
+    # one picture for the three: on a phone (≤ 640 px) it and the answer stack, so the answer is a short scroll
+    # under the photo, not under three pictures each the screen's width
+    pictures, answer = st.columns([3, 3] if compact else [4, 3])
+    pictures.image(shown.pictures, width="stretch", caption=f"{literal(name)} · what the network sees (32×32)"
+                   + ("" if compact else " · where the evidence is (Grad-CAM)"))
     if present.on():  # the answer itself, readable from the back of the room
         guess = f"{literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %"
-        cols[-1].markdown(f"## none of the {ood.in_words(len(loaded.classes))} (closest guess: {guess})"
-                          if result.answer == ood.UNFAMILIAR else f"## {guess}")
-    chart(cols[-1], shown.figure, width="stretch", key=key)
+        answer.markdown(f"## none of the {ood.in_words(len(loaded.classes))} (closest guess: {guess})"
+                        if result.answer == ood.UNFAMILIAR else f"## {guess}")
+    chart(answer, shown.figure, width="stretch", key=key)
     if result.answer in (None, ood.FAMILIAR):
-        cols[-1].caption(literal(verdict[0].upper() + verdict[1:]))
+        answer.caption(literal(verdict[0].upper() + verdict[1:]))
     return {"image": name, "prediction": loaded.classes[result.top],
             "confidence": round(100 * result.probabilities[result.top], 2),
             "top 3": ", ".join(f"{c} {100 * p:.1f} %" for c, p in top_k(result.probabilities, loaded.classes)),

@@ -152,6 +152,28 @@ def test_classify_upload_and_evaluate_pages(server, browser):
     page.close()
 
 
+def test_on_a_phone_the_answer_is_right_under_the_photo(server, browser):
+    """A room's visitors open the shared link on phones (≤ 640 px: Streamlit stacks columns). The photo, what the
+    network sees and its Grad-CAM are one picture that fits the screen's width, and the answer follows it; as three
+    columns they stacked into three pictures each the screen's width, the answer ~1,100 pixels under the photo."""
+    url, _ = server
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.goto(f"{url}/classify_page?model=default")
+    page.get_by_text("Classifying with").wait_for(timeout=30_000)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(ROOT / "photos" / "chelsea.jpg")])
+    chart = wait_for_plot(page, "Prediction: cat")
+    pictures = page.locator("[data-testid='stMain'] [data-testid='stImage']")
+    pictures.first.wait_for(timeout=30_000)
+    assert pictures.count() == 1
+    photo = pictures.bounding_box()
+    assert photo["x"] >= 0 and photo["x"] + photo["width"] <= 390  # the row fits: nothing to scroll sideways
+    answer_top = page.evaluate(f"{chart}.getBoundingClientRect().top")
+    assert photo["y"] < answer_top < photo["y"] + 844 / 2  # the answer under the photo, within half a screen
+    context.close()
+
+
 def test_tutorial_walkthrough_and_a_shared_link(server, browser):
     url, _ = server
     page = open_page(browser, f"{url}/tutorial_page")

@@ -90,7 +90,7 @@ def test_overview_classifies_a_dropped_photo_with_the_best_model(env):
     at.file_uploader[0].set_value([("chelsea.jpg", (ROOT / "photos" / "chelsea.jpg").read_bytes(), "image/jpeg")])
     at.run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 2  # the photo and what the network sees
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1  # the photo beside what the network sees
     assert "Prediction: " in at.get("plotly_chart")[0].proto.spec  # the probability bars' title
     at.file_uploader[0].set_value([("pencil.jpg", PENCIL.read_bytes(), "image/jpeg")]).run()
     assert not at.exception and "any of the ten classes" in at.warning[0].value

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import FRAMINGS, ImageError, enlarge, load_for_model, mosaic, to_32
+from core.images import FRAMINGS, ImageError, enlarge, load_for_model, mosaic, side_by_side, to_32
 
 
 @pytest.mark.parametrize("framing", FRAMINGS)
@@ -58,6 +58,24 @@ def test_a_mosaic_is_every_picture_enlarged_in_rows_with_white_between():
         assert (tiles[top + 2:top + 15:3, left + 2:left + 15:3] == tiles[top:top + 15:3, left:left + 15:3]).all()
     assert (tiles[:, 15:17] == 255).all() and (tiles[15:17] == 255).all()  # the gaps
     assert (tiles[17:, 2 * 17:] == 255).all()  # the two cells after the last picture
+
+
+def test_side_by_side_is_the_photo_and_its_views_at_one_height_on_a_clear_ground():
+    view = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    heat = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)  # core.interpret.overlay's kind
+    row = side_by_side(Image.new("RGB", (400, 300), (10, 20, 30)), [view, heat], height=64, gap=4)
+    assert row.mode == "RGBA" and row.size == (85 + 4 + 64 + 4 + 64, 64)  # 4:3 at 64 pixels high is 85 wide
+    pixels = np.asarray(row)
+    assert (pixels[:, :85, :3] == (10, 20, 30)).all() and (pixels[:, :85, 3] == 255).all()
+    assert (pixels[:, 85:89, 3] == 0).all() and (pixels[:, 153:157, 3] == 0).all()  # the gaps are transparent
+    assert (pixels[::2, 89:153:2, :3] == view.permute(1, 2, 0).numpy()).all()  # each view twice as large, crisp
+    assert (pixels[1::2, 90:153:2, :3] == view.permute(1, 2, 0).numpy()).all()
+    assert (pixels[::2, 157::2, :3] == heat).all()
+    # a panorama is fitted into twice the height across, centred: the views keep their size beside it
+    wide = side_by_side(Image.new("RGB", (1000, 100), "red"), [view], height=64, gap=4)
+    assert wide.size == (128 + 4 + 64, 64)
+    alpha = np.asarray(wide)[:, :128, 3]
+    assert (alpha[:25] == 0).all() and (alpha[25:38] == 255).all() and (alpha[38:] == 0).all()  # 13 rows of photo
 
 
 def test_enlarge_is_crisp_and_can_be_framed():

@@ -105,7 +105,7 @@ def test_a_room_uploading_one_photo_computes_it_once_and_each_gets_the_same_answ
         thread.join()
     assert len(computed) == 1 and len(got) == THREADS
     assert all(g.prediction == expected.prediction for g in got)
-    assert all(np.array_equal(np.asarray(g.evidence), np.asarray(expected.evidence)) for g in got)
+    assert all(np.array_equal(np.asarray(g.pictures), np.asarray(expected.pictures)) for g in got)
     common._shared_classification(("default", 1), photo, "whole", True, loaded)  # another framing: computed
     assert len(computed) == 2
 
