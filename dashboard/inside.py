@@ -143,13 +143,14 @@ def what_if(loaded, image: torch.Tensor, key: str) -> None:
                                                  tta=loaded.tta)
         before, after = loaded.predict(torch.stack([image, changed]))
         heat = saliency(loaded.model, changed, loaded.normalizer(), target=after.top, layer=loaded.cam_layer)
-        cols = st.columns(4 if epsilon > 0 else 3)
-        cols[0].image(enlarge(image, 4), caption="the picture (32×32)", width="stretch")
-        cols[1].image(enlarge(changed, 4), caption="changed", width="stretch")
-        cols[2].image(enlarge(overlay(changed, heat), 4), caption="where it looks now (Grad-CAM)", width="stretch")
+        views = [image, changed, torch.from_numpy(overlay(changed, heat)).permute(2, 0, 1)]
+        captions = ["the picture (32×32)", "changed", "where it looks now (Grad-CAM)"]
         if epsilon > 0:
-            cols[3].image(enlarge(whatif.amplified_difference(image, changed), 4),
-                          caption=f"the noise, amplified (at most {epsilon:g}/255)", width="stretch")
+            views.append(whatif.amplified_difference(image, changed))
+            captions.append(f"the noise, amplified (at most {epsilon:g}/255)")
+        # one picture for the row: a phone shows it across its width instead of stacking each at that width
+        st.image(mosaic(torch.stack(views), per_row=len(views), scale=8, gap=8), caption=" · ".join(captions),
+                 width="stretch")
         verdict(loaded.classes, before, after, target)
 
     section()

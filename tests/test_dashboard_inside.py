@@ -88,7 +88,7 @@ def test_what_if_sliders_change_the_picture_and_the_answer(finished_run):
     next(r for r in at.radio if r.label == "Attack").set_value("PGD (10 steps)").run()
     assert not at.exception and not at.error
     captions = [i.proto.imgs[0].caption for i in at.get("image")]
-    assert "the noise, amplified (at most 16/255)" in captions and "changed" in captions
+    assert any("changed · where it looks now (Grad-CAM) · the noise, amplified (at most 16/255)" in c for c in captions)
     assert any(m.value.startswith(("Still **", "Now **")) for m in [*at.success, *at.warning])
 
 
