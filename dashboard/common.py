@@ -9,7 +9,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from core import ood
 from core.charts import Familiarity, probability_figure
@@ -227,13 +227,20 @@ def load_shared() -> None:
         evaluation(loaded, str(default), default.stat().st_mtime)
 
 
-def image_grid(images: list, captions: list[str], per_row: int = 8) -> None:
-    """Pictures in rows of `per_row` columns, each with its caption (Data and Evaluate pages). A row stays a row on
-    a phone (thumbnails, not each picture the screen's width)."""
-    for start in range(0, len(images), per_row):
-        for column, image, caption in zip(st.columns(per_row, wrap=False), images[start:start + per_row],
-                                          captions[start:start + per_row]):
-            column.image(image, caption=caption, width="stretch")
+# pixels of a laptop's page (wide layout, beside the sidebar) that a grid's row shares: 112 a picture in rows of
+# eight, which is three to a row on a phone (390 pixels)
+GRID = 900
+
+
+def image_grid(images: list[Image.Image], captions: list[str], per_row: int = 8) -> None:
+    """Pictures with their captions, about `per_row` to a row on a laptop's page and as many as fit on a phone's:
+    one element that wraps to the page's width. As a column a picture, a phone (≤ 640 px) stacked them into
+    pictures each the screen's width, and the browser laid out an element and a column for every picture. Each
+    gets a clear margin, as the columns' gap gave them."""
+    if not images:
+        return
+    spaced = [ImageOps.expand(image.convert("RGBA"), border=4, fill=(0, 0, 0, 0)) for image in images]
+    st.image(spaced, caption=captions, width=GRID // per_row)
 
 
 # ---- shareable links: a page's selection in its address (?run=, ?model=, ?class=; Classify's ?inside=1) ----

@@ -112,6 +112,11 @@ def open_app(page: str | None = None, query: dict[str, str] | None = None):
     return at
 
 
+def pictures(at) -> list:
+    """Every picture an AppTest session shows, in order (url, caption): an image grid is one element of many."""
+    return [picture for element in at.get("image") for picture in element.proto.imgs]
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (--dist loadgroup)
 def pytest_collection_modifyitems(config, items):
     """Tests that share a module-scoped fixture (a served app, a trained run) run on one worker, so it is set

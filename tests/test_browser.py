@@ -62,7 +62,7 @@ def test_pages_train_live_and_screenshots(server, browser):
 
     page.goto(f"{url}/data_page")
     page.get_by_text("Images per class").first.wait_for(timeout=30_000)
-    page.locator("[data-testid='stImage']").nth(31).wait_for(timeout=30_000)
+    page.locator("[data-testid='stImageContainer']").nth(31).wait_for(timeout=30_000)
     settle(page)
     shoot(page, "data")
 
@@ -146,13 +146,13 @@ def test_classify_upload_and_evaluate_pages(server, browser):
         # model has a fitted temperature here
         page.get_by_text("with the temperature its run fitted").wait_for(timeout=60_000)
     page.get_by_text("Most confused pairs").wait_for(timeout=240_000)
-    page.locator("[data-testid='stImage']").nth(20).wait_for(timeout=30_000)
+    page.locator("[data-testid='stImageContainer']").nth(20).wait_for(timeout=30_000)
     settle(page)
     shoot(page, "evaluate")
     page.close()
 
 
-def test_on_a_phone_the_answer_is_right_under_the_photo(server, browser):
+def test_on_a_phone_the_answer_is_right_under_the_photo_and_grids_wrap(server, browser):
     """A room's visitors open the shared link on phones (≤ 640 px: Streamlit stacks columns). The photo, what the
     network sees and its Grad-CAM are one picture that fits the screen's width, and the answer follows it; as three
     columns they stacked into three pictures each the screen's width, the answer ~1,100 pixels under the photo."""
@@ -171,6 +171,13 @@ def test_on_a_phone_the_answer_is_right_under_the_photo(server, browser):
     assert photo["x"] >= 0 and photo["x"] + photo["width"] <= 390  # the row fits: nothing to scroll sideways
     answer_top = page.evaluate(f"{chart}.getBoundingClientRect().top")
     assert photo["y"] < answer_top < photo["y"] + 844 / 2  # the answer under the photo, within half a screen
+    # a grid of pictures (Data, Evaluate) wraps to the phone's width: thumbnails side by side, none cut off
+    page.goto(f"{url}/data_page")
+    grid = page.locator("[data-testid='stImageContainer']")
+    grid.nth(31).wait_for(timeout=30_000)
+    first, second, third = (grid.nth(i).bounding_box() for i in range(3))
+    assert first["y"] == second["y"] == third["y"] and third["x"] + third["width"] <= 390
+    assert page.evaluate("document.querySelector('[data-testid=stMain]').scrollWidth") <= 390
     context.close()
 
 

@@ -4,7 +4,7 @@ import os
 import re
 
 import pytest
-from conftest import PENCIL, ROOT, open_app
+from conftest import PENCIL, ROOT, open_app, pictures
 
 from core.config import PRESETS, TrainConfig
 from core.launcher import start_training, stop_training, wait_for
@@ -68,14 +68,14 @@ def test_data_page_shows_counts_grid_and_filter(env):
     at = open_app("dashboard/data_page.py")
     assert [m.value for m in at.metric][:3] == ["36", "12", "3"]
     assert any(m.value.startswith("**Source: class-per-folder images**") for m in at.markdown)
-    assert len(at.get("image")) == 32  # 36 images, 32 shown
+    assert len(pictures(at)) == 32  # 36 images, 32 shown
     at.selectbox[0].select("green").run()
-    assert not at.exception and len(at.get("image")) == 12
-    assert {i.proto.imgs[0].caption for i in at.get("image")} == {"green"}
+    assert not at.exception and len(pictures(at)) == 12
+    assert {p.caption for p in pictures(at)} == {"green"}
     at.selectbox[0].select("All classes").run()
-    order = [i.proto.imgs[0].url for i in at.get("image")]
+    order = [p.url for p in pictures(at)]
     next(b for b in at.button if b.label == "Reshuffle").click().run()
-    assert [i.proto.imgs[0].url for i in at.get("image")] != order
+    assert [p.url for p in pictures(at)] != order
 
 
 def test_overview_points_at_next_step(env):
@@ -262,7 +262,7 @@ def test_the_tutorial_page_walks_the_five_steps_and_trains_a_run(env):
     assert wait_for(runs[0], ("done", "failed"), 90) == "done"
     at.run()
     assert not at.exception
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    captions = [p.caption for p in pictures(at)]
     assert sum(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions) == 4
     assert at.code[-1].value.startswith("Accuracy of the network on the 12 test images: ")
     assert at.code[-1].value.count("Accuracy for class:") == 3

@@ -5,7 +5,7 @@ import pickle
 import image_zoo
 import pytest
 import torch
-from conftest import HOSTILE_PICKLE, open_app
+from conftest import HOSTILE_PICKLE, open_app, pictures
 
 from core import ood
 from core.images import FRAMING
@@ -21,7 +21,7 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     # per-class bars, the confusion heatmap, the reliability diagram, the map of similar images
     assert [c.key for c in at.get("plotly_chart")][1:] == ["confusion", None, "map"]
     assert "Train with a validation split" in " ".join(c.value for c in at.caption)  # nothing fitted yet
-    captions = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if not c.startswith("#")]
+    captions = [p.caption for p in pictures(at) if not p.caption.startswith("#")]
     # beside a confusion cell's images: the test grid (all 12 tiny test images), the top losses, then the network:
     # conv1's 6 filters in one picture, one test image and the 16 feature maps of conv2 (the tutorial Net's)
     assert len(captions) == 12 + 12 + 1 + 1 + 16
@@ -32,7 +32,7 @@ def test_evaluate_shows_the_runs_accuracy_charts_and_images(finished_run):
     captions = captions[:12]
     assert all(c.startswith("GroundTruth: ") and " · Predicted: " in c for c in captions)
     at.radio[1].set_value("wrong").run()
-    wrong = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if c.startswith("GroundTruth")]
+    wrong = [p.caption for p in pictures(at) if p.caption.startswith("GroundTruth")]
     assert all(c.split(" · ")[0][13:] != c.split("Predicted: ")[1] for c in wrong)
     assert len(wrong) == metrics["total"] - metrics["correct"] or at.info
 
@@ -238,7 +238,7 @@ def test_evaluate_and_classify_open_the_model_and_class_a_link_names(two_runs):
     at = open_app("dashboard/evaluate_page.py", {"model": other, "class": "green"})
     assert at.selectbox[0].value == f"Run {other}"
     assert next(s for s in at.selectbox if s.label == "Class").value == "green"
-    captions = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs[0].caption.startswith("Ground")]
+    captions = [p.caption for p in pictures(at) if p.caption.startswith("Ground")]
     assert captions and all(c.startswith("GroundTruth: green") for c in captions)
 
 

@@ -3,7 +3,7 @@
 import image_zoo
 import streamlit as st
 import torch
-from conftest import open_app
+from conftest import open_app, pictures
 
 from core import snapshots
 from dashboard.common import literal
@@ -65,7 +65,7 @@ def test_the_replay_slider_moves_through_the_runs_snapshots(finished_run):
     next(s for s in at.select_slider if s.label == "Snapshot").set_value(len(kept.steps) - 1).run()
     assert step_line(at).startswith(f"**Step {kept.steps[-1]}** (epoch 2.00)")
     assert [p.proto.text for p in at.get("progress")] != first  # the top 3 changed along training
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    captions = [p.caption for p in pictures(at)]
     assert "where it looks (Grad-CAM)" in captions
 
 
@@ -87,7 +87,7 @@ def test_what_if_sliders_change_the_picture_and_the_answer(finished_run):
     next(s for s in at.slider if s.label.startswith("Adversarial noise")).set_value(16.0).run()
     next(r for r in at.radio if r.label == "Attack").set_value("PGD (10 steps)").run()
     assert not at.exception and not at.error
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    captions = [p.caption for p in pictures(at)]
     assert any("changed · where it looks now (Grad-CAM) · the noise, amplified (at most 16/255)" in c for c in captions)
     assert any(m.value.startswith(("Still **", "Now **")) for m in [*at.success, *at.warning])
 
@@ -116,7 +116,7 @@ def test_a_confusion_cell_shows_its_images(finished_run, dataset):
             next(s for s in at.selectbox if s.label == "Images that are").select(classes[actual]).run()
             next(s for s in at.selectbox if s.label == "predicted as").select(classes[predicted]).run()
             assert not at.exception
-            shown = [c for c in (i.proto.imgs[0].caption for i in at.get("image")) if c.startswith("#")]
+            shown = [p.caption for p in pictures(at) if p.caption.startswith("#")]
             assert len(shown) == confusion[actual][predicted]
 
 
