@@ -70,14 +70,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-FRAMINGS = ("crop", "whole")  # the centre square, or the whole picture padded to a square
+FRAMINGS = ("crop", "whole", "squeeze")  # the centre square; the whole picture padded, or squeezed, to a square
 FRAMING = "whole"  # the better of the two on the real photos of photos/validation/ (BENCHMARKS.md, real photos)
 
 
 def to_32(image: Image.Image, framing: str = FRAMING) -> Image.Image:
     """A square view of the picture, antialiased down to 32x32 the way CIFAR's images were made: the centre
-    square ("crop") or the whole picture with its short side padded in its border's mean colour ("whole").
-    CIFAR-sized images pass through untouched."""
+    square ("crop"), the whole picture with its short side padded in its border's mean colour ("whole"), or the
+    whole picture squeezed to a square, its aspect not kept ("squeeze"). CIFAR-sized images pass through
+    untouched."""
     if framing not in FRAMINGS:
         raise ValueError(f"unknown framing {framing!r}; choose one of {list(FRAMINGS)}")
     image = to_rgb(image)
@@ -88,6 +89,8 @@ def to_32(image: Image.Image, framing: str = FRAMING) -> Image.Image:
         left, top = (image.width - side) // 2, (image.height - side) // 2
         square = image.crop((left, top, left + side, top + side))
         return square.resize((SIZE, SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if framing == "squeeze":
+        return image.resize((SIZE, SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
     # shrink first, then pad: padding a 100000×10 strip to a square first would allocate 30 GB
     scale = SIZE / max(image.size)
     fitted = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),

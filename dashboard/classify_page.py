@@ -103,9 +103,11 @@ def pictures() -> list[tuple[str, bytes | torch.Tensor]]:
 
 def framing_choice() -> str:
     return st.radio("What the network sees of a non-square photo", FRAMINGS, index=FRAMINGS.index(FRAMING),
-                    horizontal=True, format_func={"crop": "its centre square", "whole": "all of it, padded"}.get,
+                    horizontal=True, format_func={"crop": "its centre square", "whole": "all of it, padded",
+                                                  "squeeze": "all of it, squeezed square"}.get,
                     help="CIFAR-10's images show the whole object, centred. The centre square suits photos with "
-                         "the object in the middle; the padded whole suits objects that fill a wide frame.")
+                         "the object in the middle; the padded whole suits objects that fill a wide frame; squeezed, "
+                         "the whole photo fills the square, a little narrower than it is.")
 
 
 def results(loaded, items, framing: str) -> None:

@@ -91,7 +91,7 @@ def test_verdict_lines():
     assert "no threshold" in ood.verdict(1.0, None, 10)
 
 
-def test_framings_crop_the_centre_or_pad_the_whole():
+def test_framings_crop_the_centre_or_pad_or_squeeze_the_whole():
     wide = Image.new("RGB", (300, 100), (0, 0, 255))
     wide.paste((255, 0, 0), (100, 0, 200, 100))  # a red square in the middle of a blue strip
     crop = to_32(wide, "crop").getpixel((0, 16))
@@ -100,7 +100,10 @@ def test_framings_crop_the_centre_or_pad_the_whole():
     assert whole.getpixel((1, 16))[2] > 200 and whole.getpixel((16, 16))[0] > 200  # blue sides, red middle
     # padded in the border's mean colour, not black: 3/4 of the border pixels are blue, 1/4 red
     assert all(abs(a - b) <= 3 for a, b in zip(whole.getpixel((16, 1)), (64, 0, 191)))
-    assert set(FRAMINGS) == {"crop", "whole"}
+    squeezed = to_32(wide, "squeeze")  # all of it, no padding: each third of the strip a third of the square
+    assert squeezed.getpixel((2, 16))[2] > 200 and squeezed.getpixel((16, 1))[0] > 200
+    assert squeezed.getpixel((29, 30))[2] > 200
+    assert set(FRAMINGS) == {"crop", "whole", "squeeze"}
     with pytest.raises(ValueError, match="crop"):
         to_32(wide, "stretch")
 
