@@ -41,14 +41,15 @@ def chosen_model():
         st.stop()
 
 
-def about(label: str, loaded) -> None:
-    """What the model is and, where its card says, how well it knows each class: a visitor sees what to expect
-    (cats are hard) before uploading, and the page has its charts' code loaded before the room's "now"."""
+def about(label: str, loaded, framing: str) -> None:
+    """What the model is and, where its card says, how well it knows each class and how it does on real photos in
+    the framing picked: a visitor sees what to expect (cats are hard) before uploading, and the page has its charts'
+    code loaded before the room's "now"."""
     card = loaded.card
     detail = f" — {100 * card['test_accuracy']:.1f} % on CIFAR-10's test set, trained {card.get('date', '?')}" \
         if isinstance(card.get("test_accuracy"), (int, float)) else ""
     st.caption(f"Classifying with **{label}** ({loaded.name}, {len(loaded.classes)} classes){detail}.")
-    on_photos = on_real_photos(card)
+    on_photos = on_real_photos(card, framing)
     if on_photos:
         st.caption(on_photos)
     per_class = card.get("per_class_accuracy")
@@ -58,12 +59,12 @@ def about(label: str, loaded) -> None:
                             width="stretch", key="per-class")
 
 
-def on_real_photos(card: dict) -> str | None:
-    """What to expect from photos, in a sentence, from the card's measurement on photos/validation/ in the framing
-    the page starts with; None where the card has no such figures (a run, an older or odd card)."""
+def on_real_photos(card: dict, framing: str) -> str | None:
+    """What to expect from photos, in a sentence, from the card's measurement on photos/validation/ in `framing`;
+    None where the card has no such figures (a run, an older or odd card, a framing it did not measure)."""
     photos = card.get("photos") if isinstance(card.get("photos"), dict) else {}
     rows = photos.get("real_photos") if isinstance(photos.get("real_photos"), list) else []
-    row = next((r for r in rows if isinstance(r, dict) and r.get("framing") == FRAMING), None)
+    row = next((r for r in rows if isinstance(r, dict) and r.get("framing") == framing), None)
     keys = ("photos_of_the_ten", "photos_of_none", "accuracy", "none_flagged", "none_not_sure", "ten_flagged")
     if row is None or not all(isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
                               for k in keys):
@@ -164,7 +165,7 @@ st.title("Classify")
 with settings():
     label, loaded = chosen_model()
     framing = framing_choice()
-about(label, loaded)
+about(label, loaded, framing)
 items = pictures()
 if not items:
     st.info("Upload photos (JPEG, PNG, WebP, BMP, GIF), take one with the camera, or pick test images.")

@@ -183,6 +183,26 @@ def test_classify_says_what_to_expect_of_real_photos_where_the_card_measured_it(
         assert said == []
 
 
+def test_classify_says_what_to_expect_in_the_framing_picked(env, monkeypatch):
+    models = env / "models"
+    models.mkdir()
+    torch.save(Net(num_classes=3).state_dict(), models / "default.pth")
+    rows = [REAL, {**REAL, "framing": "squeeze", "accuracy": 0.8293}]
+    (models / "default.json").write_text(json.dumps({"test_accuracy": 0.93, "photos": {"real_photos": rows}}))
+    monkeypatch.setenv("CIFAR_MODELS", str(models))
+    at = open_app("dashboard/classify_page.py")
+
+    def said():
+        return [c.value for c in at.caption if "real photos" in c.value]
+
+    assert "right on 71 % of 41" in said()[0]
+    framing = next(r for r in at.radio if r.label.startswith("What the network sees"))
+    framing.set_value("squeeze").run()
+    assert "right on 83 % of 41" in said()[0]
+    framing.set_value("crop").run()  # not measured on this card: nothing said rather than another framing's figure
+    assert not at.exception and said() == []
+
+
 @pytest.mark.parametrize("threshold, unsure_below, said", [(1e6, None, ood.UNFAMILIAR), (-1e6, None, ood.FAMILIAR),
                                                         (-1e6, 1e6, ood.UNSURE)])
 def test_classify_says_whether_a_photo_is_one_of_the_classes_none_or_not_sure(env, monkeypatch, threshold,
