@@ -312,7 +312,8 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
     familiarity = (Familiarity(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
                                ood.in_words(len(loaded.classes)))
                    if loaded.ood_threshold is not None and with_map else None)
-    views = [tensor] if heat is None else [tensor, overlay(tensor, heat)]
+    # a test image is what the network sees already: shown once, not twice side by side
+    views = ([] if isinstance(content, torch.Tensor) else [tensor]) + ([] if heat is None else [overlay(tensor, heat)])
     figure = probability_figure(loaded.classes, prediction.probabilities, familiarity,
                                 guess=prediction.answer == ood.UNFAMILIAR)
     return Classification(side_by_side(original, views), prediction, figure)
@@ -351,8 +352,9 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
     # one picture for the three: on a phone (≤ 640 px) it and the answer stack, so the answer is a short scroll
     # under the photo, not under three pictures each the screen's width
     pictures, answer = st.columns([3, 3] if compact else [4, 3])
-    pictures.image(shown.pictures, width="stretch", caption=f"{literal(name)} · what the network sees (32×32)"
-                   + ("" if compact else " · where the evidence is (Grad-CAM)"))
+    parts = [literal(name)] + ([] if isinstance(content, torch.Tensor) else ["what the network sees (32×32)"]) \
+        + ([] if compact else ["where the evidence is (Grad-CAM)"])
+    pictures.image(shown.pictures, width="stretch", caption=" · ".join(parts))
     if present.on():  # the answer itself, readable from the back of the room
         guess = f"{literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %"
         answer.markdown(f"## none of the {ood.in_words(len(loaded.classes))} (closest guess: {guess})"

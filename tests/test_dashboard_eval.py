@@ -145,6 +145,10 @@ def test_classify_test_images_with_a_run(finished_run):
     at.selectbox[0].select(f"Run {finished_run.id}").run()
     next(b for b in at.button if b.label == "Pick random test images").click().run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
+    # a test image is what the network sees: each shown once, beside its Grad-CAM (not twice side by side)
+    shown = [p.caption for p in pictures(at) if p.caption.startswith("test image")]
+    assert len(shown) == 4 and all(c.endswith(" · where the evidence is (Grad-CAM)") for c in shown)
+    assert not any("what the network sees" in c for c in shown)
     assert "3 classes" in at.caption[0].value
 
 
