@@ -108,7 +108,8 @@ def framing_choice() -> str:
                                                   "squeeze": "all of it, squeezed square"}.get,
                     help="CIFAR-10's images show the whole object, centred. The centre square suits photos with "
                          "the object in the middle; the padded whole suits objects that fill a wide frame; squeezed, "
-                         "the whole photo fills the square, a little narrower than it is.")
+                         "all of the photo fills the square with its proportions changed, as training's zoom crops "
+                         "change them.")
 
 
 def results(loaded, items, framing: str) -> None:
