@@ -288,6 +288,7 @@ def report_button(place, run: Run) -> None:
 class Classification:
     """What Classify shows of one picture, computed once: the pictures, the prediction, its chart."""
     pictures: Image.Image  # the picture, what the network sees and (when asked for) its Grad-CAM, in one row
+    shown_beside: list[str]  # what the row shows beside the picture, in order: its caption after the picture's name
     prediction: Prediction
     figure: go.Figure  # the probabilities, and the "none of the ten" score on its gauge where the model has a threshold
 
@@ -312,11 +313,14 @@ def classification(loaded, content, framing: str, with_map: bool) -> Classificat
     familiarity = (Familiarity(prediction.familiarity, loaded.ood_threshold, loaded.ood_unsure_below,
                                ood.in_words(len(loaded.classes)))
                    if loaded.ood_threshold is not None and with_map else None)
-    # a test image is what the network sees already: shown once, not twice side by side
-    views = ([] if isinstance(content, torch.Tensor) else [tensor]) + ([] if heat is None else [overlay(tensor, heat)])
+    views, beside = [], []
+    if not isinstance(content, torch.Tensor):  # a test image is what the network sees already: shown once
+        views, beside = [tensor], ["what the network sees (32×32)"]
+    if heat is not None:
+        views, beside = views + [overlay(tensor, heat)], beside + ["where the evidence is (Grad-CAM)"]
     figure = probability_figure(loaded.classes, prediction.probabilities, familiarity,
                                 guess=prediction.answer == ood.UNFAMILIAR)
-    return Classification(side_by_side(original, views), prediction, figure)
+    return Classification(side_by_side(original, views), beside, prediction, figure)
 
 
 # ~1 MB an entry (the 512-pixel picture as pixels, the maps, the figure): 64 bound it to tens of MB
@@ -352,9 +356,7 @@ def classified(loaded, name: str, content, framing: str, key: str, compact: bool
     # one picture for the three: on a phone (≤ 640 px) it and the answer stack, so the answer is a short scroll
     # under the photo, not under three pictures each the screen's width
     pictures, answer = st.columns([3, 3] if compact else [4, 3])
-    parts = [literal(name)] + ([] if isinstance(content, torch.Tensor) else ["what the network sees (32×32)"]) \
-        + ([] if compact else ["where the evidence is (Grad-CAM)"])
-    pictures.image(shown.pictures, width="stretch", caption=" · ".join(parts))
+    pictures.image(shown.pictures, width="stretch", caption=" · ".join([literal(name), *shown.shown_beside]))
     if present.on():  # the answer itself, readable from the back of the room
         guess = f"{literal(loaded.classes[result.top])} · {100 * result.probabilities[result.top]:.0f} %"
         answer.markdown(f"## none of the {ood.in_words(len(loaded.classes))} (closest guess: {guess})"
